@@ -1,0 +1,1 @@
+"""Identity: password hashes, API tokens, and who a request belongs to."""

@@ -1,0 +1,1 @@
+"""The event bus: live events with seq, replay logs, per-socket outboxes."""

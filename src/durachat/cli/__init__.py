@@ -1,0 +1,1 @@
+"""The `durachat` command line."""

@@ -1,0 +1,1 @@
+"""Model providers behind one protocol, and the registry that names them."""

@@ -1,0 +1,184 @@
+"""Every DuraChat setting, declared once.
+
+A setting has a name, a type, a default, a help text and an environment variable.
+`load_settings()` reads them once (environment, then the TOML file named by
+`DURACHAT_CONFIG`, whose lower-case keys override the environment) into a frozen
+`Settings` object that the composition root passes down. Nothing else in the
+package reads `os.environ`; the README's configuration table is checked against
+`SETTINGS` by a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from durachat.errors import ConfigError
+
+
+def _setting(default: Any, help: str) -> Any:
+    """Declare a setting: its default and the help text shown in the README."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in force, read once. Each field is one setting, `DURACHAT_<NAME>`."""
+
+    data_dir: str = _setting("./data", "Directory of the SQLite database and uploaded files.")
+    database_url: str = _setting(
+        "", "`sqlite:///<data dir>/durachat.db` when empty, or `postgresql://...`."
+    )
+    host: str = _setting("127.0.0.1", "Address `durachat serve` listens on.")
+    port: int = _setting(5787, "Port `durachat serve` listens on.")
+    auth: str = _setting(
+        "on",
+        "`on`: accounts and API tokens; `off`: single-user mode without login (refused on "
+        "a non-loopback host unless `DURACHAT_AUTH_OFF_I_UNDERSTAND=1`).",
+    )
+    auth_off_i_understand: bool = _setting(False, "Allow `DURACHAT_AUTH=off` off loopback.")
+    allowed_origins: str = _setting(
+        "", "Browser origins allowed besides the server's own (comma separated)."
+    )
+    public_url: str = _setting(
+        "", "The URL users reach (behind a proxy); its origin is the server's own origin."
+    )
+    default_model: str = _setting(
+        "", "Model for new conversations; empty: the first configured, else `demo/echo`."
+    )
+    flush_chunks: int = _setting(5, "A streaming reply is written every N text events...")
+    flush_ms: int = _setting(250, "...or every M ms, whichever comes first, and at its end.")
+    demo_delay_ms: int = _setting(30, "Delay per chunk of the offline model `demo/echo`.")
+    max_reply_seconds: int = _setting(
+        600, "A reply running longer is ended (`complete`, finish reason `length`)."
+    )
+    max_reply_chars: int = _setting(
+        200_000, "A reply growing larger is ended (`complete`, finish reason `length`)."
+    )
+    user_concurrent_replies: int = _setting(4, "Replies one user may have streaming at once.")
+    max_prompt_chars: int = _setting(100_000, "Longest prompt accepted, in Unicode characters.")
+    max_frame_bytes: int = _setting(1_048_576, "Largest WebSocket frame accepted (close 1009).")
+    outbox_frames: int = _setting(
+        4096, "Frames queued for one socket before they are dropped for a `resync`."
+    )
+    replay_ttl_s: int = _setting(300, "Seconds a reply's replay log is kept after it ends.")
+    lease_ms: int = _setting(15_000, "Generation lease (multi-node).")
+    shutdown_grace_s: float = _setting(30.0, "Graceful-shutdown wait for running replies.")
+    provider_connect_s: float = _setting(10.0, "Provider connect timeout, seconds.")
+    provider_first_token_s: float = _setting(120.0, "Provider first-token timeout, seconds.")
+    provider_idle_s: float = _setting(120.0, "Provider silence-between-chunks timeout, seconds.")
+    log_format: str = _setting("text", "`text`, or `json` for structured logs.")
+    log_level: str = _setting("info", "debug, info, warning or error.")
+    models: tuple[Mapping[str, Any], ...] = field(default=(), metadata={"toml_only": True})
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth != "off"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir) / 'durachat.db'}"
+
+    @property
+    def extra_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One setting as documented: name, environment variable, type, default, help."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "DURACHAT_" + self.name.upper()
+
+
+_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+
+SETTINGS: tuple[SettingInfo, ...] = tuple(
+    SettingInfo(f.name, _KINDS[str(f.type)], f.default, f.metadata["help"])
+    for f in dataclasses.fields(Settings)
+    if not f.metadata.get("toml_only")
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(setting: SettingInfo, raw: object) -> Any:
+    try:
+        if setting.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(text)
+        if isinstance(raw, bool):
+            raise ValueError(raw)
+        return setting.kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{setting.env}: {raw!r} is not a valid {setting.kind.__name__}") from None
+
+
+def _check(values: dict[str, Any]) -> None:
+    if values["auth"] not in ("on", "off"):
+        raise ConfigError(f"DURACHAT_AUTH must be 'on' or 'off', not {values['auth']!r}")
+    for name in ("flush_chunks", "flush_ms", "outbox_frames", "max_prompt_chars"):
+        if values[name] < 1:
+            raise ConfigError(f"DURACHAT_{name.upper()} must be at least 1")
+    if values["log_format"] not in ("text", "json"):
+        raise ConfigError("DURACHAT_LOG_FORMAT must be 'text' or 'json'")
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read DURACHAT_CONFIG {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"DURACHAT_CONFIG {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read the settings: defaults, environment, the TOML file, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    for setting in SETTINGS:
+        if setting.env in env:
+            values[setting.name] = _convert(setting, env[setting.env])
+    models: tuple[Mapping[str, Any], ...] = ()
+    config_path = env.get("DURACHAT_CONFIG")
+    if config_path:
+        for key, raw in _read_toml(config_path).items():
+            if key == "models":
+                models = tuple(raw)
+            elif key == "providers":
+                continue  # read by the provider registry
+            elif key in _BY_NAME:
+                values[key] = _convert(_BY_NAME[key], raw)
+            else:
+                raise ConfigError(f"DURACHAT_CONFIG {config_path}: unknown setting {key!r}")
+    for key, raw in overrides.items():
+        if raw is not None:
+            values[key] = _convert(_BY_NAME[key], raw)
+    _check(values)
+    return Settings(**values, models=models)

@@ -1,0 +1,1 @@
+"""Durable storage: the `Store` protocol, its SQL implementation and group commit."""

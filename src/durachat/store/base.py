@@ -1,0 +1,206 @@
+"""The `Store` protocol: everything DuraChat keeps durably, and nothing else.
+
+One implementation (`store/sql.py`) serves SQLite and PostgreSQL through SQLAlchemy
+Core; the contract suite in `tests/contract/test_store.py` holds both to this
+protocol. Rules every implementation keeps:
+
+- every method that reads or changes user data takes the user id and filters by it
+  in SQL; another user's id answers `NotFound` (DESIGN.md invariant 7);
+- a streaming reply's writes (`apply_flush`) append text, never re-send the whole
+  reply, and are fenced on the reply's epoch (DESIGN.md invariant 1);
+- content and seq move together, and a final write commits content, seq, status,
+  usage and the end of the stream in one transaction (invariant 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from durachat.domain import Conversation, ErrorInfo, Message, Status, Usage, User
+
+
+@dataclass(frozen=True, slots=True)
+class FinalState:
+    """How a reply ended: written with its last text in one transaction."""
+
+    status: Status
+    usage: Usage | None = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(slots=True)
+class FlushItem:
+    """One reply's pending write: text to append and the seq it brings the reply to."""
+
+    message_id: str
+    epoch: int
+    delta: str = ""
+    seq: int = 0
+    reasoning_delta: str = ""
+    reasoning_seq: int = 0
+    final: FinalState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewConversation:
+    """A conversation created together with its first turn."""
+
+    id: str
+    user_id: str
+    title: str
+    model: str
+    provider: str
+    system_prompt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewTurn:
+    """What starting a reply writes in one transaction.
+
+    `conversation` is set when the turn creates its conversation. `user_message` is
+    None for a regenerate. The assistant message is inserted with status
+    `streaming`; the conversation's `current_leaf_id` moves to it and its
+    `active_message_id` is set, refused with `Conflict` if another reply streams.
+    """
+
+    user_id: str
+    conversation_id: str
+    assistant_message: Message
+    user_message: Message | None = None
+    conversation: NewConversation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPatch:
+    """A partial update of a conversation; None leaves a field as it is."""
+
+    title: str | None = None
+    pinned: bool | None = None
+    archived: bool | None = None
+    model: str | None = None
+    provider: str | None = None
+    system_prompt: str | None = None
+    current_leaf_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    conversations: list[Conversation]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
+class StoreStats:
+    """Counters read by `/metrics` and by the tests that measure the write path."""
+
+    write_transactions: int = 0
+    flush_transactions: int = 0
+    flushed_items: int = 0
+    flush_seconds_total: float = 0.0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Durable state of DuraChat. See the module docstring for the rules."""
+
+    stats: StoreStats
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        ...
+
+    async def migrate(self) -> None:
+        """Create or upgrade the schema (Alembic); safe to call on every start."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        ...
+
+    # users and tokens
+    async def create_user(self, username: str, password_hash: str, is_admin: bool) -> User:
+        """Raise `Conflict` if the username is taken."""
+        ...
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def find_user(self, username: str) -> tuple[User, str] | None:
+        """The user and their password hash, by username."""
+        ...
+
+    async def create_api_token(self, user_id: str, name: str, token_hash: str) -> str:
+        """Store a token's hash; return the token record's id."""
+        ...
+
+    async def user_for_token(self, token_hash: str) -> User | None:
+        """The enabled user owning the token with this hash, or None."""
+        ...
+
+    # conversations and messages
+    async def create_turn(self, turn: NewTurn) -> Conversation:
+        """Insert the turn's rows in one transaction; return the conversation after it."""
+        ...
+
+    async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        """Raise `NotFound` unless the conversation exists and belongs to the user."""
+        ...
+
+    async def list_conversations(
+        self, user_id: str, *, limit: int, cursor: str | None = None, archived: bool = False
+    ) -> ConversationPage:
+        """Newest activity first (`updated_at`, then id), keyset-paginated by `cursor`."""
+        ...
+
+    async def update_conversation(
+        self, user_id: str, conversation_id: str, patch: ConversationPatch
+    ) -> Conversation:
+        """Apply the patch; `current_leaf_id` must be a message of the conversation."""
+        ...
+
+    async def delete_conversation(self, user_id: str, conversation_id: str) -> None:
+        """Delete the conversation and all its messages."""
+        ...
+
+    async def list_messages(self, user_id: str, conversation_id: str) -> list[Message]:
+        """Every message of every branch, oldest first (`created_at`, then id)."""
+        ...
+
+    async def get_message(self, user_id: str, message_id: str) -> Message: ...
+
+    async def apply_flush(self, items: Sequence[FlushItem]) -> set[str]:
+        """Write pending text of many replies in one transaction (group commit).
+
+        Each item appends `delta` to `content` and sets `seq` (and the same for
+        reasoning) where `id` and `epoch` match; an item with `final` also sets
+        status, usage and error and clears the conversation's `active_message_id`.
+        Returns the ids whose epoch no longer matched (their writes were skipped).
+        """
+        ...
+
+    async def recover_streaming(self) -> list[Message]:
+        """Mark every `streaming` message `interrupted` (text kept) and clear the
+        conversations' active reply. Returns the messages as they are now."""
+        ...
+
+
+def conversation_cursor(conversation: Conversation) -> str:
+    """The keyset cursor that continues a listing after `conversation`."""
+    return f"{conversation.updated_at}|{conversation.id}"
+
+
+__all__ = [
+    "ConversationPage",
+    "ConversationPatch",
+    "FinalState",
+    "FlushItem",
+    "NewConversation",
+    "NewTurn",
+    "Store",
+    "StoreStats",
+    "conversation_cursor",
+]
