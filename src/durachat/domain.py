@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -26,9 +26,21 @@ def new_id() -> str:
     return "".join(reversed(chars))
 
 
+_last_time = datetime.fromtimestamp(0, UTC)
+
+
 def now_iso() -> str:
-    """The current UTC time as an ISO 8601 string with microseconds and a `Z`."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The current UTC time as ISO 8601 with microseconds and a `Z`.
+
+    Strictly increasing within a process, so rows created one after the other (a
+    user message, then its reply) sort in that order by time.
+    """
+    global _last_time
+    now = datetime.now(UTC)
+    if now <= _last_time:
+        now = _last_time + timedelta(microseconds=1)
+    _last_time = now
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Role(StrEnum):

@@ -88,7 +88,9 @@ class Settings:
 
     @property
     def extra_origins(self) -> frozenset[str]:
-        return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
+        return frozenset(
+            o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
+        )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -135,7 +137,9 @@ def _convert(setting: SettingInfo, raw: object) -> Any:
             raise ValueError(raw)
         return setting.kind(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{setting.env}: {raw!r} is not a valid {setting.kind.__name__}") from None
+        raise ConfigError(
+            f"{setting.env}: {raw!r} is not a valid {setting.kind.__name__}"
+        ) from None
 
 
 def _check(values: dict[str, Any]) -> None:

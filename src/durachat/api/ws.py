@@ -1,0 +1,173 @@
+"""The WebSocket endpoint `/ws` (alias `/test/ws`): PROTOCOL.md sections 2 to 5.
+
+A socket never owns a generation: it asks the runner to start or stop replies and
+reads the bus through its outbox. A writer task per socket drains the outbox;
+the receive loop handles one client frame at a time. Refusals (foreign Origin, no
+credentials) accept the upgrade and then close with 4403/4401 so a browser can
+read the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from durachat import events
+from durachat.api import protocol
+from durachat.api.deps import Services
+from durachat.api.errors import error_frame
+from durachat.api.sync import bring_up_to_date
+from durachat.bus.outbox import Outbox
+from durachat.domain import User, new_id
+from durachat.errors import BadRequest, DuraChatError, Forbidden
+from durachat.runner.runner import StartChat, Started
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+async def _writer(websocket: WebSocket, outbox: Outbox) -> None:
+    send = websocket.send
+    with contextlib.suppress(Exception):  # the peer went away; the reader notices
+        while batch := await outbox.next_batch():
+            for data in batch:
+                await send({"type": "websocket.send", "text": data})
+
+
+class Connection:
+    """One client socket: its user, its outbox and its frame handlers."""
+
+    def __init__(self, services: Services, websocket: WebSocket, user: User) -> None:
+        self.services = services
+        self.websocket = websocket
+        self.user = user
+        self.outbox = Outbox(user.id, services.settings.outbox_frames)
+
+    async def run(self) -> None:
+        services = self.services
+        params = self.websocket.query_params
+        session_id = params.get("sessionId") or new_id()
+        services.bus.attach(self.outbox)
+        self.outbox.push_data(events.hello(session_id, self.user.id).data)
+        writer = asyncio.create_task(_writer(self.websocket, self.outbox))
+        try:
+            if params.get("conversationId"):
+                await self._guarded(self._subscribe_from_query)
+            await self._receive_loop()
+        finally:
+            services.bus.detach(self.outbox)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _receive_loop(self) -> None:
+        receive = self.websocket.receive
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self._send_error(BadRequest("binary frames are not supported; send JSON text"))
+                continue
+            await self._guarded(self._handle, text)
+
+    async def _guarded(self, handler: object, *args: object) -> None:
+        """Run a handler; turn its failure into an `error` frame, keep the socket."""
+        try:
+            await handler(*args)  # type: ignore[operator]
+        except (WebSocketDisconnect, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # every failure of one frame becomes its error frame
+            self._send_error(exc)
+
+    def _send_error(self, exc: BaseException, conversation_id: str | None = None) -> None:
+        self.outbox.push_data(error_frame(exc, conversation_id).data)
+
+    async def _subscribe_from_query(self) -> None:
+        params = self.websocket.query_params
+        after_seq = params.get("afterSeq")
+        if after_seq is not None and not after_seq.isdigit():
+            raise BadRequest("afterSeq must be a whole number")
+        await bring_up_to_date(
+            self.services.store,
+            self.services.bus,
+            self.outbox,
+            params["conversationId"],
+            params.get("afterMessageId"),
+            int(after_seq) if after_seq is not None else None,
+        )
+
+    async def _handle(self, text: str) -> None:
+        frame = protocol.parse_client_frame(text)
+        conversation_id = getattr(frame, "conversation_id", None)
+        try:
+            await self._dispatch(frame)
+        except DuraChatError as exc:
+            self._send_error(exc, conversation_id)
+
+    async def _dispatch(self, frame: protocol.AnyClientFrame) -> None:
+        services = self.services
+        match frame:
+            case protocol.PingFrame():
+                self.outbox.push_data(events.PONG.data)
+            case protocol.StartChatFrame():
+                command = StartChat(
+                    frame.prompt,
+                    frame.conversation_id,
+                    frame.model,
+                    frame.client_message_id,
+                    frame.parent_id,
+                )
+                await services.runner.start_chat(self.user.id, command, self._on_started)
+            case protocol.SubscribeFrame():
+                await bring_up_to_date(
+                    services.store,
+                    services.bus,
+                    self.outbox,
+                    frame.conversation_id,
+                    frame.after_message_id,
+                    frame.after_seq,
+                )
+            case protocol.UnsubscribeFrame():
+                services.bus.unsubscribe(self.outbox, frame.conversation_id)
+            case protocol.StopFrame():
+                await services.store.get_conversation(self.user.id, frame.conversation_id)
+                services.runner.stop(self.user.id, frame.conversation_id, frame.message_id)
+            case _:
+                raise BadRequest(f"{frame.type} is not available on this server yet")
+
+    def _on_started(self, started: Started) -> None:
+        self.services.bus.subscribe(self.outbox, started.conversation.id)
+        if started.created:
+            self.outbox.push_data(started.ack().data)
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    identity = services.identity
+    await websocket.accept()
+    if not identity.origin_allowed(websocket.headers):
+        await websocket.close(CLOSE_FORBIDDEN, "origin not allowed")
+        return
+    try:
+        user = await identity.user(websocket.headers)
+    except Forbidden as exc:
+        await websocket.close(CLOSE_FORBIDDEN, exc.message)
+        return
+    except DuraChatError as exc:
+        await websocket.close(CLOSE_UNAUTHORIZED, exc.message)
+        return
+    services.sockets.add(websocket)
+    try:
+        await Connection(services, websocket, user).run()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        services.sockets.discard(websocket)

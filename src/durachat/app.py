@@ -1,0 +1,93 @@
+"""The composition root: `create_app(settings)` builds and wires every part.
+
+It opens the store (applying migrations), builds the provider registry, the bus
+and the runner, recovers replies a previous process left streaming, and only then
+lets `/healthz` answer 200. On shutdown it lets running replies finish for the
+grace period, stores the rest `interrupted`, and closes sockets with 1001.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from durachat import __version__
+from durachat.api import conversations, errors, health
+from durachat.api.deps import Services
+from durachat.api.ws import CLOSE_GOING_AWAY, websocket_endpoint
+from durachat.auth.identity import Identity
+from durachat.bus.memory import MemoryBus
+from durachat.providers.registry import build_registry
+from durachat.runner.runner import Runner
+from durachat.settings import Settings
+from durachat.store.sql import open_store
+
+log = logging.getLogger(__name__)
+
+_INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>DuraChat</title></head>
+<body><h1>DuraChat</h1>
+<p>The server is running. The web app arrives with its own release; until then use
+<code>durachat chat</code>, the WebSocket at <code>/ws</code> or the HTTP API
+(<a href="/docs">/docs</a>).</p></body></html>
+"""
+
+
+async def build_services(settings: Settings) -> Services:
+    store = await open_store(settings.resolved_database_url)
+    try:
+        await store.migrate()
+        registry = await build_registry(settings)
+    except BaseException:
+        await store.close()
+        raise
+    bus = MemoryBus(settings.replay_ttl_s)
+    identity = Identity(store, settings.auth_enabled, settings.public_url, settings.extra_origins)
+    runner = Runner(settings, store, bus, registry)
+    return Services(settings, store, bus, registry, runner, identity)
+
+
+async def start_services(services: Services) -> None:
+    await services.identity.ensure_local_user()
+    await services.runner.start()
+    services.ready = True
+
+
+async def stop_services(services: Services) -> None:
+    services.ready = False
+    await services.runner.shutdown(services.settings.shutdown_grace_s)
+    for websocket in list(services.sockets):
+        with contextlib.suppress(Exception):
+            await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+    await services.registry.aclose()
+    await services.store.close()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings)
+        app.state.services = services
+        await start_services(services)
+        log.info("DuraChat %s ready", __version__)
+        try:
+            yield
+        finally:
+            await stop_services(services)
+
+    app = FastAPI(title="DuraChat", version=__version__, lifespan=lifespan)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(conversations.router)
+    app.add_api_websocket_route("/ws", websocket_endpoint)
+    app.add_api_websocket_route("/test/ws", websocket_endpoint)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(_INDEX)
+
+    return app

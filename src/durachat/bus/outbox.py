@@ -1,0 +1,128 @@
+"""The bounded outbox of one socket: where the bus puts frames for it.
+
+The bus pushes already-encoded frames here without ever awaiting; the socket's own
+writer task drains it. When the outbox is full the socket reads too slowly: its
+queue is dropped, it gets one `resync` per subscribed conversation, and further
+frames of those conversations are dropped until it subscribes again (DESIGN.md
+invariant 5: a slow reader never slows a writer).
+
+While a subscription is being brought up to date ("subscribe, then snapshot"),
+its live frames are held aside and released, minus what the snapshot already
+covers, by `release()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from durachat import events
+from durachat.events import Frame
+
+
+@dataclass(slots=True)
+class Watermark:
+    """What a snapshot sent to the client already covers, per message."""
+
+    seqs: dict[str, int] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+    known: set[str] = field(default_factory=set)
+
+    def covers(self, frame: Frame) -> bool:
+        message_id = frame.message_id
+        if message_id is None:
+            return False
+        if frame.kind == "text":
+            return frame.seq <= self.seqs.get(message_id, 0)
+        if frame.kind == "done":
+            return message_id in self.finished
+        if frame.kind == "message_started":
+            return message_id in self.known
+        return False
+
+
+class Outbox:
+    """Frames waiting to be sent on one socket."""
+
+    __slots__ = (
+        "_held",
+        "_queue",
+        "_wake",
+        "closed",
+        "conversations",
+        "limit",
+        "resyncing",
+        "user_id",
+    )
+
+    def __init__(self, user_id: str, limit: int) -> None:
+        self.user_id = user_id
+        self.limit = limit
+        self.conversations: set[str] = set()
+        self.resyncing: set[str] = set()
+        self.closed = False
+        self._queue: deque[str] = deque()
+        self._held: dict[str, list[Frame]] = {}
+        self._wake = asyncio.Event()
+
+    def push(self, frame: Frame) -> None:
+        """Queue a frame; never blocks (called by the bus on the publisher's path)."""
+        conversation_id = frame.conversation_id
+        if conversation_id is not None:
+            if conversation_id in self.resyncing:
+                return
+            held = self._held.get(conversation_id)
+            if held is not None:
+                held.append(frame)
+                return
+        self.push_data(frame.data)
+
+    def push_data(self, data: str) -> None:
+        if len(self._queue) >= self.limit:
+            self._overflow()
+            return
+        self._queue.append(data)
+        self._wake.set()
+
+    def _overflow(self) -> None:
+        self._queue.clear()
+        self.resyncing.update(self.conversations)
+        for conversation_id in sorted(self.conversations):
+            self._queue.append(events.resync(conversation_id).data)
+        self._wake.set()
+
+    def hold(self, conversation_id: str) -> None:
+        """Start holding live frames of a conversation while a snapshot is made."""
+        self._held[conversation_id] = []
+        self.resyncing.discard(conversation_id)
+
+    def release(self, conversation_id: str, watermark: Watermark) -> None:
+        """Queue the held frames that the snapshot does not cover; resume live flow."""
+        held = self._held.pop(conversation_id, [])
+        for frame in held:
+            if not watermark.covers(frame):
+                self.push_data(frame.data)
+
+    def drop(self, conversation_id: str) -> None:
+        self._held.pop(conversation_id, None)
+        self.resyncing.discard(conversation_id)
+        self.conversations.discard(conversation_id)
+
+    async def next_batch(self) -> list[str]:
+        """Wait for frames and take all that are queued (empty once closed)."""
+        while not self._queue:
+            if self.closed:
+                return []
+            self._wake.clear()
+            await self._wake.wait()
+        batch = list(self._queue)
+        self._queue.clear()
+        return batch
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self._queue)

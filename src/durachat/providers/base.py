@@ -1,0 +1,105 @@
+"""The `Provider` protocol: the one narrow surface every model vendor plugs into.
+
+A provider turns a `ChatRequest` (the branch path, the system prompt, and for
+`continue` the partial reply to prefill) into an async stream of `ProviderEvent`s
+and ends it with a `Finish`. Failures are raised as `errors.ProviderError` with a
+message a user can act on, never with a key in it. Cancelling the consuming task
+must close the vendor's HTTP stream at once (the async generator's `aclose`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from durachat.domain import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class PromptMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    """The upstream model name, without the `provider/` prefix."""
+    messages: tuple[PromptMessage, ...]
+    system_prompt: str = ""
+    prefill: str | None = None
+    """For `continue` by prefill: the partial reply, sent as a final assistant message."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str = "stop"
+    usage: Usage | None = None
+
+
+ProviderEvent = TextDelta | ReasoningDelta | Finish
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    vision: bool = False
+    prefill: bool = False
+    system_prompt: bool = True
+    context_tokens: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "vision": self.vision,
+            "prefill": self.prefill,
+            "systemPrompt": self.system_prompt,
+            "contextTokens": self.context_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    """`provider/model`."""
+    label: str
+    provider: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+    @property
+    def upstream(self) -> str:
+        return self.id.partition("/")[2]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "provider": self.provider,
+            "capabilities": self.capabilities.to_wire(),
+        }
+
+
+class Provider(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def models(self) -> list[ModelInfo]:
+        """The chat models this provider offers (may ask the vendor; cached by the registry)."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
+        """Stream one reply. Raise `errors.ProviderError` on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,141 @@
+"""The offline model `demo/echo`: deterministic Markdown that reflects the prompt.
+
+It needs no network and no key, so a new user can chat at once, and the tests and
+benchmarks get a model whose every word is known in advance. It streams like a
+real model: a word (with its trailing space) per chunk, `delay_ms` apart.
+
+It supports prefill (`continue`): given the partial reply it streams only what
+follows it.
+
+A prompt whose first line is `!demo key=value ...` sets the reply's shape instead
+of echoing, for tests and benchmarks:
+
+- `chunks=N`: reply with exactly N chunks `w1 `, `w2 `, ...;
+- `delay_ms=D`: per-chunk delay (default: `DURACHAT_DEMO_DELAY_MS`);
+- `fail_after=K`: fail like a provider error after K chunks;
+- `no_finish=1`: end the stream without a finish reason (a broken upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+
+from durachat.domain import Usage
+from durachat.errors import BadRequest, ProviderError
+from durachat.providers.base import (
+    Capabilities,
+    ChatRequest,
+    Finish,
+    ModelInfo,
+    ProviderEvent,
+    TextDelta,
+)
+
+_TOKEN = re.compile(r"\S+\s*|\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    chunks: int | None = None
+    delay_ms: int | None = None
+    fail_after: int | None = None
+    no_finish: bool = False
+
+
+def parse_options(prompt: str) -> DemoOptions:
+    """Read a leading `!demo key=value ...` line; no such line gives the defaults."""
+    first, _, _ = prompt.partition("\n")
+    if not first.startswith("!demo"):
+        return DemoOptions()
+    values: dict[str, int] = {}
+    for item in first.split()[1:]:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in ("chunks", "delay_ms", "fail_after", "no_finish"):
+            raise BadRequest(f"demo/echo: unknown option {item!r}")
+        try:
+            values[key] = int(raw)
+        except ValueError:
+            raise BadRequest(f"demo/echo: option {key} needs a whole number, not {raw!r}") from None
+    return DemoOptions(
+        chunks=values.get("chunks"),
+        delay_ms=values.get("delay_ms"),
+        fail_after=values.get("fail_after"),
+        no_finish=bool(values.get("no_finish", 0)),
+    )
+
+
+def echo_reply(prompt: str) -> str:
+    """The Markdown reply of `demo/echo` to a prompt."""
+    words = prompt.split()
+    quoted = "\n".join(f"> {line}" if line else ">" for line in prompt.splitlines()[:20])
+    first_word = words[0] if words else ""
+    fence = "~~~~" if "```" in prompt else "```"
+    return (
+        "## Echo\n\n"
+        f"{quoted}\n\n"
+        "What I noticed:\n\n"
+        f"- **Words:** {len(words)}\n"
+        f"- **Characters:** {len(prompt)}\n"
+        f"- **First word:** `{first_word.replace('`', '')}`\n\n"
+        f"{fence}text\n{prompt}\n{fence}\n\n"
+        "_This is `demo/echo`, the offline demo model: configure a provider for real answers._"
+    )
+
+
+def reply_chunks(prompt: str, options: DemoOptions) -> list[str]:
+    if options.chunks is not None:
+        return [f"w{i} " for i in range(1, options.chunks + 1)]
+    return _TOKEN.findall(echo_reply(prompt))
+
+
+def _remaining(chunks: list[str], prefill: str | None) -> Iterator[str]:
+    """The chunks after the prefilled text (all of them if it does not match)."""
+    if not prefill:
+        yield from chunks
+        return
+    full = "".join(chunks)
+    if not full.startswith(prefill):
+        yield from chunks
+        return
+    rest = full[len(prefill) :]
+    yield from _TOKEN.findall(rest)
+
+
+class DemoProvider:
+    """The `demo` provider with its one model, `demo/echo`."""
+
+    name = "demo"
+
+    def __init__(self, delay_ms: int) -> None:
+        self._delay_ms = delay_ms
+
+    async def models(self) -> list[ModelInfo]:
+        capabilities = Capabilities(prefill=True, context_tokens=1_000_000)
+        return [ModelInfo("demo/echo", "Echo (offline demo)", "demo", capabilities)]
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
+        prompt = request.messages[-1].content if request.messages else ""
+        options = parse_options(prompt)
+        delay = (options.delay_ms if options.delay_ms is not None else self._delay_ms) / 1000
+        sent = 0
+        for chunk in _remaining(reply_chunks(prompt, options), request.prefill):
+            if options.fail_after is not None and sent >= options.fail_after:
+                raise ProviderError("demo/echo failed on purpose (fail_after)")
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)
+            sent += 1
+            yield TextDelta(chunk)
+        if options.fail_after is not None and sent >= options.fail_after:
+            raise ProviderError("demo/echo failed on purpose (fail_after)")
+        if options.no_finish:
+            return
+        input_tokens = sum(len(m.content.split()) for m in request.messages)
+        yield Finish("stop", Usage(input_tokens=input_tokens, output_tokens=sent))
+
+    async def aclose(self) -> None:
+        return None
