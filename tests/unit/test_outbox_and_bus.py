@@ -1,0 +1,111 @@
+"""The memory bus and per-socket outboxes: fan-out, replay, holds and overflow."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from durachat import events
+from durachat.bus.memory import MemoryBus
+from durachat.bus.outbox import Outbox, Watermark
+from durachat.domain import Status
+
+
+def decoded(outbox: Outbox) -> list[dict[str, object]]:
+    return [orjson.loads(d) for d in outbox._queue]
+
+
+async def test_the_same_encoded_string_goes_to_every_subscriber() -> None:
+    bus = MemoryBus(60)
+    a, b = Outbox("u", 10), Outbox("u", 10)
+    for outbox in (a, b):
+        bus.attach(outbox)
+        bus.subscribe(outbox, "c")
+    frame = events.text("c", "m", 1, "hi")
+    bus.publish(frame)
+    assert a._queue[0] is b._queue[0] is frame.data
+
+
+async def test_replay_returns_exactly_what_follows_a_seq() -> None:
+    bus = MemoryBus(60)
+    for seq in range(1, 6):
+        bus.publish(events.text("c", "m", seq, f"t{seq}"))
+    replayed = bus.replay("m", 2)
+    assert replayed is not None and [f.seq for f in replayed] == [3, 4, 5]
+    assert bus.replay("m", 5) == []
+    assert bus.replay("unknown", 0) is None
+
+
+async def test_a_log_that_starts_late_cannot_replay_from_before() -> None:
+    bus = MemoryBus(60)
+    bus.publish(events.text("c", "m", 10, "x"))  # e.g. a continued reply
+    assert bus.replay("m", 5) is None
+    assert bus.replay("m", 9) is not None
+
+
+async def test_logs_expire_after_the_ttl() -> None:
+    bus = MemoryBus(0.01)
+    bus.publish(events.text("c", "m", 1, "x"))
+    bus.end_log("m")
+    assert bus.replay("m", 0) is not None
+    await asyncio.sleep(0.05)
+    assert bus.replay("m", 0) is None
+
+
+async def test_overflow_drops_the_queue_and_sends_resync_until_resubscribed() -> None:
+    bus = MemoryBus(60)
+    slow = Outbox("u", 3)
+    bus.attach(slow)
+    bus.subscribe(slow, "c")
+    for seq in range(1, 5):
+        bus.publish(events.text("c", "m", seq, "x"))
+    assert [f["type"] for f in decoded(slow)] == ["resync"]
+    bus.publish(events.text("c", "m", 5, "x"))
+    assert len(slow) == 1, "frames of a resyncing conversation are dropped"
+    slow.hold("c")
+    slow.release("c", Watermark({"m": 5}))
+    bus.publish(events.text("c", "m", 6, "x"))
+    assert decoded(slow)[-1]["seq"] == 6
+
+
+async def test_held_frames_are_released_minus_what_the_snapshot_covers() -> None:
+    outbox = Outbox("u", 100)
+    outbox.conversations.add("c")
+    outbox.hold("c")
+    for seq in (4, 5, 6):
+        outbox.push(events.text("c", "m", seq, "x"))
+    outbox.push(events.done("c", "m", 6, Status.COMPLETE, None))
+    assert len(outbox) == 0
+    outbox.release("c", Watermark({"m": 5}))
+    assert [(f["type"], f["seq"]) for f in decoded(outbox)] == [("text", 6), ("done", 6)]
+
+
+async def test_done_is_dropped_when_the_snapshot_already_shows_the_end() -> None:
+    outbox = Outbox("u", 100)
+    outbox.hold("c")
+    outbox.push(events.done("c", "m", 6, Status.COMPLETE, None))
+    outbox.release("c", Watermark({"m": 6}, {"m"}))
+    assert len(outbox) == 0
+
+
+async def test_user_events_reach_every_socket_of_the_user_only() -> None:
+    bus = MemoryBus(60)
+    mine, other = Outbox("u", 10), Outbox("v", 10)
+    bus.attach(mine)
+    bus.attach(other)
+    bus.publish_user("u", events.conversation_deleted("c"))
+    assert len(mine) == 1 and len(other) == 0
+    bus.detach(mine)
+    assert bus.sockets("u") == 0 and mine.closed
+
+
+async def test_next_batch_waits_then_takes_everything() -> None:
+    outbox = Outbox("u", 10)
+    waiter = asyncio.create_task(outbox.next_batch())
+    await asyncio.sleep(0)
+    outbox.push_data("a")
+    outbox.push_data("b")
+    assert await waiter == ["a", "b"]
+    outbox.close()
+    assert await outbox.next_batch() == []
