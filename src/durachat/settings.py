@@ -67,11 +67,7 @@ class Settings:
         4096, "Frames queued for one socket before they are dropped for a `resync`."
     )
     replay_ttl_s: int = _setting(300, "Seconds a reply's replay log is kept after it ends.")
-    lease_ms: int = _setting(15_000, "Generation lease (multi-node).")
     shutdown_grace_s: float = _setting(30.0, "Graceful-shutdown wait for running replies.")
-    provider_connect_s: float = _setting(10.0, "Provider connect timeout, seconds.")
-    provider_first_token_s: float = _setting(120.0, "Provider first-token timeout, seconds.")
-    provider_idle_s: float = _setting(120.0, "Provider silence-between-chunks timeout, seconds.")
     log_format: str = _setting("text", "`text`, or `json` for structured logs.")
     log_level: str = _setting("info", "debug, info, warning or error.")
     models: tuple[Mapping[str, Any], ...] = field(default=(), metadata={"toml_only": True})
