@@ -8,6 +8,7 @@ grace period, stores the rest `interrupted`, and closes sockets with 1001.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from durachat import __version__
 from durachat.api import conversations, errors, health
 from durachat.api.deps import Services
-from durachat.api.ws import CLOSE_GOING_AWAY, websocket_endpoint
+from durachat.api.ws import websocket_endpoint
 from durachat.auth.identity import Identity
 from durachat.bus.memory import MemoryBus
 from durachat.providers.registry import build_registry
@@ -57,12 +58,20 @@ async def start_services(services: Services) -> None:
     services.ready = True
 
 
+async def drain(services: Services) -> None:
+    """The graceful part of shutdown (SPEC 4): refuse new replies, let running ones
+    finish for the grace period, store the rest `interrupted`, send every socket
+    what it is owed, and close the sockets with 1001."""
+    if services.draining:
+        return
+    services.draining = True
+    await services.runner.shutdown(services.settings.shutdown_grace_s)
+    await asyncio.gather(*(socket.going_away() for socket in list(services.sockets)))
+
+
 async def stop_services(services: Services) -> None:
     services.ready = False
-    await services.runner.shutdown(services.settings.shutdown_grace_s)
-    for websocket in list(services.sockets):
-        with contextlib.suppress(Exception):
-            await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+    await drain(services)
     await services.registry.aclose()
     await services.store.close()
 

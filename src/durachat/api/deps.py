@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
-from starlette.websockets import WebSocket
 
 from durachat.auth.identity import Identity
 from durachat.bus.base import Bus
@@ -15,6 +14,14 @@ from durachat.providers.registry import Registry
 from durachat.runner.runner import Runner
 from durachat.settings import Settings
 from durachat.store.base import Store
+
+
+class Socket(Protocol):
+    """A connected client socket, as the shutdown sequence sees it."""
+
+    async def going_away(self) -> None:
+        """Send what is queued, then close with 1001."""
+        ...
 
 
 @dataclass
@@ -27,8 +34,9 @@ class Services:
     registry: Registry
     runner: Runner
     identity: Identity
-    sockets: set[WebSocket] = field(default_factory=set)
+    sockets: set[Socket] = field(default_factory=set)
     ready: bool = False
+    draining: bool = False
 
 
 def services(request: Request) -> Services:

@@ -48,6 +48,7 @@ class Connection:
         self.websocket = websocket
         self.user = user
         self.outbox = Outbox(user.id, services.settings.outbox_frames)
+        self.writer: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         services = self.services
@@ -55,16 +56,24 @@ class Connection:
         session_id = params.get("sessionId") or new_id()
         services.bus.attach(self.outbox)
         self.outbox.push_data(events.hello(session_id, self.user.id).data)
-        writer = asyncio.create_task(_writer(self.websocket, self.outbox))
+        self.writer = asyncio.create_task(_writer(self.websocket, self.outbox))
         try:
             if params.get("conversationId"):
                 await self._guarded(self._subscribe_from_query)
             await self._receive_loop()
         finally:
             services.bus.detach(self.outbox)
-            writer.cancel()
+            self.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await writer
+                await self.writer
+
+    async def going_away(self) -> None:
+        """Server shutdown: send what is queued (bounded), then close with 1001."""
+        self.outbox.close()
+        if self.writer is not None:
+            await asyncio.wait([self.writer], timeout=2.0)
+        with contextlib.suppress(Exception):
+            await self.websocket.close(CLOSE_GOING_AWAY, "server shutting down")
 
     async def _receive_loop(self) -> None:
         receive = self.websocket.receive
@@ -164,10 +173,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except DuraChatError as exc:
         await websocket.close(CLOSE_UNAUTHORIZED, exc.message)
         return
-    services.sockets.add(websocket)
+    connection = Connection(services, websocket, user)
+    services.sockets.add(connection)
     try:
-        await Connection(services, websocket, user).run()
+        await connection.run()
     except WebSocketDisconnect:
         pass
     finally:
-        services.sockets.discard(websocket)
+        services.sockets.discard(connection)

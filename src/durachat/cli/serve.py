@@ -15,9 +15,10 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from durachat import logs
-from durachat.app import create_app
+from durachat.app import create_app, drain
 from durachat.cli import common
 from durachat.settings import Settings
 
@@ -58,6 +59,27 @@ def _check(config: Settings) -> None:
             common.fail(f"cannot create the data directory {config.data_dir}: {exc.strerror}")
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, with DuraChat's graceful drain before connections are torn down.
+
+    On SIGTERM/SIGINT uvicorn would close every WebSocket at once (1012) and only
+    then tell the app; DuraChat first lets running replies finish (up to the
+    grace period), stores the rest, and closes sockets itself with 1001.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        services = getattr(self._app.state, "services", None)
+        if services is not None:
+            for server in self.servers:
+                server.close()  # no new connections while draining
+            await drain(services)
+        await super().shutdown(sockets)
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
@@ -71,8 +93,9 @@ def serve(
     _check(config)
     logs.configure(config.log_format, config.log_level)
     sock = _bind(config.host, config.port)
+    app = create_app(config)
     uvicorn_config = uvicorn.Config(
-        create_app(config),
+        app,
         log_config=None,
         log_level=config.log_level,
         access_log=False,
@@ -81,7 +104,7 @@ def serve(
         timeout_graceful_shutdown=int(config.shutdown_grace_s) + 1,
         lifespan="on",
     )
-    server = uvicorn.Server(uvicorn_config)
+    server = _Server(uvicorn_config, app)
     typer.echo(f"DuraChat serving on http://{config.host}:{config.port}", err=True)
     server.run(sockets=[sock])
     if server.started is False:
