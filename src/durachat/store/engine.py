@@ -1,0 +1,149 @@
+"""Opening a database: URL forms, engines per dialect, SQLite pragmas, error translation.
+
+`open_engines(url)` turns a database URL into the engines the store uses: on SQLite
+one writer connection (every write is funnelled through it) and a pool of read-only
+readers, every connection in WAL mode with `synchronous=NORMAL`, a busy timeout and
+foreign keys on; on PostgreSQL one pooled engine for both. `translate_errors()` is
+the one place where database exceptions become `Conflict` or `StoreError`.
+
+This module never runs queries of the application and never reads settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from durachat.errors import Conflict, StoreError
+
+SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+)
+SQLITE_READERS = 4
+POSTGRES_POOL_SIZE = 10
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Engines:
+    """The engines of one database. On PostgreSQL `writer` and `reader` are the same."""
+
+    dialect: str
+    writer: AsyncEngine
+    reader: AsyncEngine
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+def async_url(url: str) -> URL:
+    """The URL with its async driver: `sqlite://` -> aiosqlite, `postgresql://` -> asyncpg."""
+    parsed = make_url(url)
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+    return parsed.set(drivername=driver)
+
+
+def open_engines(url: str) -> Engines:
+    """Create (but do not connect) the engines for `url`."""
+    parsed = async_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engines(parsed)
+    engine = create_async_engine(
+        parsed, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_POOL_SIZE, pool_pre_ping=True
+    )
+    return Engines("postgresql", engine, engine)
+
+
+def _sqlite_engines(url: URL) -> Engines:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise ValueError("SQLite needs a database file path, e.g. sqlite:///data/durachat.db")
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    reader = create_async_engine(url, pool_size=SQLITE_READERS, max_overflow=SQLITE_READERS)
+    _configure_sqlite(writer, begin="BEGIN IMMEDIATE", query_only=False)
+    _configure_sqlite(reader, begin="BEGIN", query_only=True)
+    return Engines("sqlite", writer, reader)
+
+
+def _configure_sqlite(engine: AsyncEngine, *, begin: str, query_only: bool) -> None:
+    """Pragmas on every new connection; SQLAlchemy, not the driver, emits BEGIN.
+
+    The sqlite3 driver's legacy mode starts transactions only before DML, so reads
+    would not be repeatable and DDL would not be transactional; taking BEGIN over
+    (SQLAlchemy's documented recipe) fixes both. The writer begins IMMEDIATE so it
+    takes the write lock up front instead of failing to upgrade a read lock.
+    """
+    pragmas = (*SQLITE_PRAGMAS, "PRAGMA query_only=ON") if query_only else SQLITE_PRAGMAS
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    event.listen(engine.sync_engine, "begin", on_begin)
+
+
+@contextmanager
+def translate_errors(conflict: str = "the change conflicts with stored data") -> Iterator[None]:
+    """Turn database exceptions into DuraChat errors; programming errors pass through.
+
+    A constraint violation becomes `Conflict(conflict)`; a database that is full,
+    locked, read-only or unreachable becomes `StoreError` with a message saying so.
+    """
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        raise Conflict(conflict) from exc
+    except (sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.NotSupportedError):
+        raise
+    except sa_exc.DBAPIError as exc:
+        raise StoreError(_describe(exc)) from exc
+    except sa_exc.TimeoutError as exc:
+        raise StoreError("the database is overloaded: no connection came free in time") from exc
+    except OSError as exc:
+        raise StoreError(f"the database is unreachable ({type(exc).__name__})") from exc
+
+
+def _describe(exc: sa_exc.DBAPIError) -> str:
+    text = str(exc.orig).lower()
+    if "full" in text or "no space" in text:
+        return "the database disk is full; the change was not saved"
+    if "locked" in text or "busy" in text:
+        return "the database is busy (locked); try again shortly"
+    if "readonly" in text or "read-only" in text:
+        return "the database is read-only; the change was not saved"
+    if "disk i/o" in text:
+        return "the database had a disk I/O error; the change was not saved"
+    if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+        return "the database connection was lost"
+    return f"the database failed ({type(exc.orig).__name__})"

@@ -1,0 +1,556 @@
+"""`SqlStore`: the `Store` protocol on SQLite and PostgreSQL through SQLAlchemy Core.
+
+One class serves both dialects; `store/engine.py` decides how connections are made
+(on SQLite every write goes through one writer connection, in turn, and reads use
+their own connections). Every query that touches user data filters by the user id
+in SQL, and a streaming reply's text is appended (`content || :delta`) under an
+epoch fence, never re-sent whole. Rows become domain values in `_user`,
+`_conversation` and `_message` and nowhere else.
+
+This module never decides policy (limits, who may stream) and never reads settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager, nullcontext
+from typing import Any, TypeVar
+
+from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from durachat.domain import (
+    Conversation,
+    ErrorInfo,
+    Message,
+    Role,
+    Status,
+    Usage,
+    User,
+    new_id,
+    now_iso,
+)
+from durachat.errors import BadRequest, Conflict, NotFound
+from durachat.store.base import (
+    ConversationPage,
+    ConversationPatch,
+    FlushItem,
+    NewConversation,
+    NewTurn,
+    StoreStats,
+    conversation_cursor,
+)
+from durachat.store.engine import Engines, open_engines, translate_errors
+from durachat.store.migrate import upgrade
+from durachat.store.tables import api_tokens, conversations, messages, users
+
+T = TypeVar("T")
+_Work = Callable[[AsyncConnection], Awaitable[T]]  # the body of one write transaction
+
+_MIGRATION_LOCK = 0x44555241  # "DURA": serialises concurrent `migrate()` on PostgreSQL
+_DUPLICATE_MESSAGE = "this message was already sent (duplicate client message id)"
+
+_m = messages.c
+_APPEND_VALUES: dict[str, Any] = {
+    "content": _m.content + bindparam("p_delta"),
+    "seq": bindparam("p_seq"),
+    "reasoning": _m.reasoning + bindparam("p_reasoning_delta"),
+    "reasoning_seq": bindparam("p_reasoning_seq"),
+    "updated_at": bindparam("p_now"),
+}
+_FENCE = and_(_m.id == bindparam("p_id"), _m.epoch == bindparam("p_epoch"))
+_APPEND = update(messages).where(_FENCE).values(_APPEND_VALUES)
+_APPEND_FINAL = (
+    update(messages)
+    .where(_FENCE)
+    .values(
+        {
+            **_APPEND_VALUES,
+            "status": bindparam("p_status"),
+            "input_tokens": bindparam("p_input_tokens"),
+            "output_tokens": bindparam("p_output_tokens"),
+            "error_code": bindparam("p_error_code"),
+            "error_message": bindparam("p_error_message"),
+        }
+    )
+)
+_RELEASE = (
+    update(conversations)
+    .where(
+        conversations.c.id
+        == select(_m.conversation_id).where(_m.id == bindparam("p_id")).scalar_subquery(),
+        conversations.c.active_message_id == bindparam("p_id"),
+    )
+    .values(active_message_id=None, updated_at=bindparam("p_now"))
+)
+
+
+class SqlStore:
+    """The durable state of DuraChat in one SQL database (see `store/base.py`)."""
+
+    def __init__(self, engines: Engines) -> None:
+        self.stats = StoreStats()
+        self._engines = engines
+        self._write_lock = asyncio.Lock() if engines.dialect == "sqlite" else None
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    @property
+    def dialect(self) -> str:
+        return self._engines.dialect
+
+    # plumbing
+
+    async def _write(self, work: _Work[T], conflict: str | None = None) -> T:
+        """Run `work` in one write transaction; constraint violations become `Conflict`.
+
+        The transaction runs in a task of its own that the caller's cancellation does
+        not reach: a write once started commits or fails whole, and never leaves the
+        (single, on SQLite) writer connection stuck in the middle of a transaction.
+        """
+        task = asyncio.ensure_future(self._transact(work, conflict))
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        return await asyncio.shield(task)
+
+    async def _transact(self, work: _Work[T], conflict: str | None) -> T:
+        async with self._write_lock or nullcontext():
+            with translate_errors(conflict or "the change conflicts with stored data"):
+                async with self._engines.writer.begin() as conn:
+                    self.stats.write_transactions += 1
+                    return await work(conn)
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller may have gone away
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        with translate_errors():
+            async with self._engines.reader.connect() as conn:
+                yield conn
+
+    # lifecycle
+
+    async def migrate(self) -> None:
+        await self._write(_migrate)
+
+    async def close(self) -> None:
+        """Let writes in flight finish, then close every connection."""
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._engines.dispose()
+
+    async def ping(self) -> None:
+        async with self._read() as conn:
+            await conn.execute(select(1))
+
+    # users and tokens
+
+    async def create_user(self, username: str, password_hash: str, is_admin: bool) -> User:
+        user = User(id=new_id(), username=username, is_admin=is_admin)
+        row = {
+            "id": user.id,
+            "username": username,
+            "password_hash": password_hash,
+            "is_admin": is_admin,
+            "disabled": False,
+            "created_at": user.created_at,
+        }
+        await self._write(_inserter(users, row), f"the username {username!r} is taken")
+        return user
+
+    async def get_user(self, user_id: str) -> User | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+        return _user(row) if row is not None else None
+
+    async def find_user(self, username: str) -> tuple[User, str] | None:
+        async with self._read() as conn:
+            query = select(users).where(users.c.username == username)
+            row = (await conn.execute(query)).first()
+        return (_user(row), row.password_hash) if row is not None else None
+
+    async def create_api_token(self, user_id: str, name: str, token_hash: str) -> str:
+        token_id = new_id()
+        row = {"id": token_id, "user_id": user_id, "name": name, "token_hash": token_hash}
+        row["created_at"] = now_iso()
+        await self._write(lambda conn: _insert_token(conn, row), "this token is already stored")
+        return token_id
+
+    async def user_for_token(self, token_hash: str) -> User | None:
+        query = (
+            select(users)
+            .join(api_tokens, api_tokens.c.user_id == users.c.id)
+            .where(api_tokens.c.token_hash == token_hash, users.c.disabled.is_(False))
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(query)).first()
+        return _user(row) if row is not None else None
+
+    # conversations and messages
+
+    async def create_turn(self, turn: NewTurn) -> Conversation:
+        _check_turn(turn)
+        return await self._write(lambda conn: _create_turn(conn, turn), _DUPLICATE_MESSAGE)
+
+    async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        async with self._read() as conn:
+            return await _owned_conversation(conn, user_id, conversation_id)
+
+    async def list_conversations(
+        self, user_id: str, *, limit: int, cursor: str | None = None, archived: bool = False
+    ) -> ConversationPage:
+        if limit < 1:
+            raise BadRequest("limit must be at least 1")
+        c = conversations.c
+        query = (
+            select(conversations)
+            .where(c.user_id == user_id, c.archived == archived)
+            .order_by(c.updated_at.desc(), c.id.desc())
+            .limit(limit + 1)
+        )
+        if cursor:
+            updated_at, after_id = _parse_cursor(cursor)
+            after = and_(c.updated_at == updated_at, c.id < after_id)
+            query = query.where(or_(c.updated_at < updated_at, after))
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        page = [_conversation(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return ConversationPage(page, conversation_cursor(page[-1]) if more else None)
+
+    async def update_conversation(
+        self, user_id: str, conversation_id: str, patch: ConversationPatch
+    ) -> Conversation:
+        return await self._write(
+            lambda conn: _update_conversation(conn, user_id, conversation_id, patch)
+        )
+
+    async def delete_conversation(self, user_id: str, conversation_id: str) -> None:
+        await self._write(lambda conn: _delete_conversation(conn, user_id, conversation_id))
+
+    async def list_messages(self, user_id: str, conversation_id: str) -> list[Message]:
+        query = (
+            select(messages)
+            .where(_m.conversation_id == conversation_id, _m.user_id == user_id)
+            .order_by(_m.created_at, _m.id)
+        )
+        async with self._read() as conn:
+            await _owned_conversation(conn, user_id, conversation_id)
+            rows = (await conn.execute(query)).all()
+        return [_message(row) for row in rows]
+
+    async def get_message(self, user_id: str, message_id: str) -> Message:
+        query = select(messages).where(_m.id == message_id, _m.user_id == user_id)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound("message not found")
+        return _message(row)
+
+    async def apply_flush(self, items: Sequence[FlushItem]) -> set[str]:
+        if not items:
+            return set()
+        started = time.perf_counter()
+        stale = await self._write(lambda conn: _flush(conn, items, now_iso()))
+        self.stats.flush_transactions += 1
+        self.stats.flushed_items += len(items)
+        self.stats.flush_seconds_total += time.perf_counter() - started
+        return stale
+
+    async def recover_streaming(self) -> list[Message]:
+        rows = await self._write(_recover)
+        return sorted((_message(row) for row in rows), key=lambda m: (m.created_at, m.id))
+
+
+async def open_store(url: str) -> SqlStore:
+    """A store on `url` (`sqlite:///path`, `postgresql://...`, or their async forms).
+
+    Creates the SQLite file's directory; does not migrate (call `migrate()`).
+    """
+    return SqlStore(open_engines(url))
+
+
+# transactions and the queries inside them
+
+
+async def _migrate(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":  # several nodes may start at once
+        await conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+    await conn.run_sync(upgrade)
+
+
+def _inserter(table: Table, row: dict[str, Any]) -> _Work[None]:
+    async def work(conn: AsyncConnection) -> None:
+        await conn.execute(insert(table).values(row))
+
+    return work
+
+
+async def _insert_token(conn: AsyncConnection, row: dict[str, str]) -> None:
+    if await conn.scalar(select(users.c.id).where(users.c.id == row["user_id"])) is None:
+        raise NotFound("user not found")
+    await conn.execute(insert(api_tokens).values(row))
+
+
+async def _create_turn(conn: AsyncConnection, turn: NewTurn) -> Conversation:
+    now = now_iso()
+    if turn.conversation is None:
+        await _claim_conversation(conn, turn, now)
+    else:
+        new = _new_conversation(turn.conversation, turn.assistant_message.id, now)
+        await conn.execute(insert(conversations).values(new))
+    turn_messages = (turn.user_message, turn.assistant_message)
+    rows = [_message_values(m, turn.user_id) for m in turn_messages if m is not None]
+    await conn.execute(insert(messages), rows)
+    return await _owned_conversation(conn, turn.user_id, turn.conversation_id)
+
+
+async def _update_conversation(
+    conn: AsyncConnection, user_id: str, conversation_id: str, patch: ConversationPatch
+) -> Conversation:
+    await _owned_conversation(conn, user_id, conversation_id)
+    if patch.current_leaf_id is not None:
+        await _require_leaf(conn, conversation_id, patch.current_leaf_id)
+    values = {  # the patch's fields are named after the columns they set
+        f.name: getattr(patch, f.name)
+        for f in dataclasses.fields(patch)
+        if getattr(patch, f.name) is not None
+    }
+    c = conversations.c
+    await conn.execute(
+        update(conversations)
+        .where(c.id == conversation_id, c.user_id == user_id)
+        .values({**values, "updated_at": now_iso()})
+    )
+    return await _owned_conversation(conn, user_id, conversation_id)
+
+
+async def _delete_conversation(conn: AsyncConnection, user_id: str, conversation_id: str) -> None:
+    """Messages first, then the conversation: no reliance on the FK cascade being on."""
+    owned = and_(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
+    owned_ids = select(conversations.c.id).where(owned)
+    await conn.execute(delete(messages).where(_m.conversation_id.in_(owned_ids)))
+    result = await conn.execute(delete(conversations).where(owned))
+    if result.rowcount == 0:
+        raise NotFound("conversation not found")
+
+
+async def _flush(conn: AsyncConnection, items: Sequence[FlushItem], now: str) -> set[str]:
+    stale = await _append(conn, items, now)
+    ended = [i.message_id for i in items if i.final and i.message_id not in stale]
+    if ended:
+        await conn.execute(_RELEASE, [{"p_id": mid, "p_now": now} for mid in ended])
+    return stale
+
+
+async def _recover(conn: AsyncConnection) -> Sequence[Row[Any]]:
+    """Streaming replies become interrupted (text kept) and their epoch moves on, so
+    whoever wrote them before can write them no more."""
+    interrupt = (
+        update(messages)
+        .where(_m.status == Status.STREAMING.value)
+        .values(status=Status.INTERRUPTED.value, epoch=_m.epoch + 1, updated_at=now_iso())
+        .returning(*messages.c)
+    )
+    release = (
+        update(conversations)
+        .where(conversations.c.active_message_id.is_not(None))
+        .values(active_message_id=None)
+    )
+    rows = (await conn.execute(interrupt)).all()
+    await conn.execute(release)
+    return rows
+
+
+async def _owned_conversation(
+    conn: AsyncConnection, user_id: str, conversation_id: str
+) -> Conversation:
+    c = conversations.c
+    query = select(conversations).where(c.id == conversation_id, c.user_id == user_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound("conversation not found")
+    return _conversation(row)
+
+
+async def _require_leaf(conn: AsyncConnection, conversation_id: str, message_id: str) -> None:
+    query = select(_m.id).where(_m.id == message_id, _m.conversation_id == conversation_id)
+    if await conn.scalar(query) is None:
+        raise BadRequest("current_leaf_id is not a message of this conversation")
+
+
+async def _claim_conversation(conn: AsyncConnection, turn: NewTurn, now: str) -> None:
+    """Make the turn's reply the conversation's active one, unless one already is."""
+    c = conversations.c
+    reply_id = turn.assistant_message.id
+    result = await conn.execute(
+        update(conversations)
+        .where(
+            c.id == turn.conversation_id,
+            c.user_id == turn.user_id,
+            c.active_message_id.is_(None),
+        )
+        .values(active_message_id=reply_id, current_leaf_id=reply_id, updated_at=now)
+    )
+    if result.rowcount == 0:
+        await _owned_conversation(conn, turn.user_id, turn.conversation_id)
+        raise Conflict("a reply is already streaming in this conversation")
+
+
+async def _append(conn: AsyncConnection, items: Sequence[FlushItem], now: str) -> set[str]:
+    """Append every item's text (one executemany per kind); return the fenced-out ids."""
+    streaming = [_flush_params(i, now) for i in items if i.final is None]
+    final = [_flush_params(i, now) for i in items if i.final is not None]
+    matched = 0
+    if streaming:
+        matched += (await conn.execute(_APPEND, streaming)).rowcount
+    if final:
+        matched += (await conn.execute(_APPEND_FINAL, final)).rowcount
+    if matched == len(items) and conn.dialect.supports_sane_multi_rowcount:
+        return set()
+    return await _stale_ids(conn, items)
+
+
+async def _stale_ids(conn: AsyncConnection, items: Iterable[FlushItem]) -> set[str]:
+    """Ids whose stored epoch differs from the item's (or that no longer exist).
+
+    Exact even after the writes above: epochs only grow, and a row this transaction
+    updated stays locked until commit.
+    """
+    wanted = {i.message_id: i.epoch for i in items}
+    query = select(_m.id, _m.epoch).where(_m.id.in_(list(wanted)))
+    stored = {row.id: row.epoch for row in await conn.execute(query)}
+    return {mid for mid, epoch in wanted.items() if stored.get(mid) != epoch}
+
+
+# parameters and rows
+
+
+def _check_turn(turn: NewTurn) -> None:
+    new = turn.conversation
+    if new is not None and (new.id != turn.conversation_id or new.user_id != turn.user_id):
+        raise ValueError("NewTurn.conversation does not match the turn's ids")
+    for message in (turn.user_message, turn.assistant_message):
+        if message is not None and message.conversation_id != turn.conversation_id:
+            raise ValueError(f"message {message.id} belongs to another conversation")
+
+
+def _new_conversation(new: NewConversation, reply_id: str, now: str) -> dict[str, Any]:
+    return {
+        **dataclasses.asdict(new),
+        "pinned": False,
+        "archived": False,
+        "current_leaf_id": reply_id,
+        "active_message_id": reply_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _flush_params(item: FlushItem, now: str) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "p_id": item.message_id,
+        "p_epoch": item.epoch,
+        "p_delta": item.delta,
+        "p_seq": item.seq,
+        "p_reasoning_delta": item.reasoning_delta,
+        "p_reasoning_seq": item.reasoning_seq,
+        "p_now": now,
+    }
+    if item.final is not None:
+        usage, error = item.final.usage, item.final.error
+        params["p_status"] = item.final.status.value
+        params["p_input_tokens"] = usage.input_tokens if usage else None
+        params["p_output_tokens"] = usage.output_tokens if usage else None
+        params["p_error_code"] = error.code if error else None
+        params["p_error_message"] = error.message if error else None
+    return params
+
+
+def _message_values(message: Message, user_id: str) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "user_id": user_id,
+        "parent_id": message.parent_id,
+        "role": message.role.value,
+        "content": message.content,
+        "reasoning": message.reasoning,
+        "reasoning_seq": message.reasoning_seq,
+        "status": message.status.value,
+        "seq": message.seq,
+        "epoch": message.epoch,
+        "model": message.model,
+        "provider": message.provider,
+        "error_code": message.error.code if message.error else None,
+        "error_message": message.error.message if message.error else None,
+        "input_tokens": message.usage.input_tokens if message.usage else None,
+        "output_tokens": message.usage.output_tokens if message.usage else None,
+        "client_message_id": message.client_message_id,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
+
+
+def _parse_cursor(cursor: str) -> tuple[str, str]:
+    updated_at, sep, conversation_id = cursor.partition("|")
+    if not sep or not updated_at or not conversation_id:
+        raise BadRequest("invalid cursor")
+    return updated_at, conversation_id
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        is_admin=bool(row.is_admin),
+        disabled=bool(row.disabled),
+        created_at=row.created_at,
+    )
+
+
+def _conversation(row: Row[Any]) -> Conversation:
+    return Conversation(
+        id=row.id,
+        user_id=row.user_id,
+        title=row.title,
+        model=row.model,
+        provider=row.provider,
+        system_prompt=row.system_prompt,
+        pinned=bool(row.pinned),
+        archived=bool(row.archived),
+        current_leaf_id=row.current_leaf_id,
+        active_message_id=row.active_message_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _message(row: Row[Any]) -> Message:
+    has_usage = row.input_tokens is not None or row.output_tokens is not None
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        parent_id=row.parent_id,
+        role=Role(row.role),
+        content=row.content,
+        status=Status(row.status),
+        seq=row.seq,
+        model=row.model,
+        provider=row.provider,
+        error=ErrorInfo(row.error_code, row.error_message or "") if row.error_code else None,
+        usage=Usage(row.input_tokens, row.output_tokens) if has_usage else None,
+        reasoning=row.reasoning,
+        reasoning_seq=row.reasoning_seq,
+        epoch=row.epoch,
+        client_message_id=row.client_message_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+__all__ = ["SqlStore", "open_store"]

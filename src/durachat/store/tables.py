@@ -1,0 +1,108 @@
+"""The SQL schema of DuraChat as SQLAlchemy Core tables, shared by SQLite and PostgreSQL.
+
+This module only declares tables; it never opens a connection. The migrations in
+`store/migrations/versions/` create exactly this schema, and a test compares the two.
+Times are ISO 8601 text from `domain.now_iso()`, which sorts lexically.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("username", String, nullable=False, unique=True),
+    Column("password_hash", String, nullable=False),
+    Column("is_admin", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", String, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String, nullable=False),
+    Column("token_hash", String, nullable=False, unique=True),
+    Column("created_at", String, nullable=False),
+    Column("last_used_at", String, nullable=True),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("model", String, nullable=False),
+    Column("provider", String, nullable=False),
+    Column("system_prompt", Text, nullable=False),
+    Column("pinned", Boolean, nullable=False),
+    Column("archived", Boolean, nullable=False),
+    Column("current_leaf_id", String, nullable=True),
+    Column("active_message_id", String, nullable=True),
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+    # Serves both "the user's conversations" and the keyset-paginated listing.
+    Index(None, "user_id", "updated_at", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column(
+        "conversation_id",
+        String,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False),
+    Column("parent_id", String, nullable=True),
+    Column("role", String, nullable=False),
+    Column("content", Text, nullable=False, server_default=""),
+    Column("reasoning", Text, nullable=False, server_default=""),
+    Column("reasoning_seq", Integer, nullable=False, server_default=text("0")),
+    Column("status", String, nullable=False),
+    Column("seq", Integer, nullable=False, server_default=text("0")),
+    Column("epoch", Integer, nullable=False, server_default=text("0")),
+    Column("model", String, nullable=True),
+    Column("provider", String, nullable=True),
+    Column("error_code", String, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("client_message_id", String, nullable=True),
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+    UniqueConstraint("user_id", "client_message_id"),
+    Index(None, "conversation_id", "created_at", "id"),
+    Index(None, "status"),
+)
+
+__all__ = ["api_tokens", "conversations", "messages", "metadata", "users"]
