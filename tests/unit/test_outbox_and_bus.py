@@ -109,3 +109,55 @@ async def test_next_batch_waits_then_takes_everything() -> None:
     assert await waiter == ["a", "b"]
     outbox.close()
     assert await outbox.next_batch() == []
+
+
+async def test_a_send_that_completes_at_once_needs_no_task() -> None:
+    sent: list[str] = []
+
+    async def send(data: str) -> None:
+        sent.append(data)
+
+    outbox = Outbox("u", 10, send)
+    outbox.push_data("a")
+    assert sent == ["a"] and outbox._flusher is None
+
+
+async def test_a_send_that_waits_queues_the_next_frames_in_order() -> None:
+    sent: list[str] = []
+    gate = asyncio.Event()
+
+    async def send(data: str) -> None:
+        if not gate.is_set():
+            await gate.wait()
+        sent.append(data)
+
+    outbox = Outbox("u", 10, send)
+    for data in "abc":
+        outbox.push_data(data)
+    assert sent == [] and len(outbox) == 2
+    gate.set()
+    await outbox.drained(timeout=1)
+    assert sent == ["a", "b", "c"] and outbox._flusher is None
+    outbox.push_data("d")
+    assert sent[-1] == "d"
+
+
+async def test_a_stuck_socket_overflows_into_resync() -> None:
+    async def send(data: str) -> None:
+        await asyncio.Event().wait()  # the peer never reads
+
+    outbox = Outbox("u", 3, send)
+    outbox.conversations.add("c")
+    for seq in range(1, 10):
+        outbox.push(events.text("c", "m", seq, "x"))
+    assert [f["type"] for f in decoded(outbox)] == ["resync"]
+    assert "c" in outbox.resyncing
+
+
+async def test_a_failed_send_closes_the_outbox() -> None:
+    async def send(data: str) -> None:
+        raise ConnectionResetError
+
+    outbox = Outbox("u", 3, send)
+    outbox.push_data("a")
+    assert outbox.closed

@@ -1,8 +1,9 @@
 """The WebSocket endpoint `/ws` (alias `/test/ws`): PROTOCOL.md sections 2 to 5.
 
 A socket never owns a generation: it asks the runner to start or stop replies and
-reads the bus through its outbox. A writer task per socket drains the outbox;
-the receive loop handles one client frame at a time. Refusals (foreign Origin, no
+reads the bus through its outbox, which sends frames straight from the publisher
+while the socket keeps up (see `bus/outbox.py`). The receive loop handles one
+client frame at a time. Refusals (foreign Origin, no
 credentials) accept the upgrade and then close with 4403/4401 so a browser can
 read the reason.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -32,14 +35,6 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 
 
-async def _writer(websocket: WebSocket, outbox: Outbox) -> None:
-    send = websocket.send
-    with contextlib.suppress(Exception):  # the peer went away; the reader notices
-        while batch := await outbox.next_batch():
-            for data in batch:
-                await send({"type": "websocket.send", "text": data})
-
-
 class Connection:
     """One client socket: its user, its outbox and its frame handlers."""
 
@@ -47,8 +42,13 @@ class Connection:
         self.services = services
         self.websocket = websocket
         self.user = user
-        self.outbox = Outbox(user.id, services.settings.outbox_frames)
-        self.writer: asyncio.Task[None] | None = None
+        send = websocket._send  # the raw ASGI send: one dict per frame, nothing else
+
+        def send_text(data: str) -> Coroutine[Any, Any, None]:
+            # ASGI servers implement `send` as a coroutine function
+            return cast(Coroutine[Any, Any, None], send({"type": "websocket.send", "text": data}))
+
+        self.outbox = Outbox(user.id, services.settings.outbox_frames, send_text)
 
     async def run(self) -> None:
         services = self.services
@@ -56,22 +56,17 @@ class Connection:
         session_id = params.get("sessionId") or new_id()
         services.bus.attach(self.outbox)
         self.outbox.push_data(events.hello(session_id, self.user.id).data)
-        self.writer = asyncio.create_task(_writer(self.websocket, self.outbox))
         try:
             if params.get("conversationId"):
                 await self._guarded(self._subscribe_from_query)
             await self._receive_loop()
         finally:
             services.bus.detach(self.outbox)
-            self.writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.writer
 
     async def going_away(self) -> None:
         """Server shutdown: send what is queued (bounded), then close with 1001."""
         self.outbox.close()
-        if self.writer is not None:
-            await asyncio.wait([self.writer], timeout=2.0)
+        await self.outbox.drained(timeout=2.0)
         with contextlib.suppress(Exception):
             await self.websocket.close(CLOSE_GOING_AWAY, "server shutting down")
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from durachat import events
 from durachat.events import Frame
@@ -42,12 +44,46 @@ class Watermark:
         return False
 
 
+Sender = Callable[[str], Coroutine[Any, Any, None]]
+
+
+async def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+    """Run to its end a coroutine that was stepped by hand and suspended."""
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            else:
+                await yielded
+        except BaseException as exc:  # hand the failure to the coroutine, as a task would
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+
+
 class Outbox:
-    """Frames waiting to be sent on one socket."""
+    """Frames waiting to be sent on one socket.
+
+    With a `send` function (WebSocket), a frame is sent at once from the
+    publisher's task when nothing is queued and the send completes without
+    waiting, which it does while the socket's transport accepts data: no task
+    switch per frame. When a send has to wait (the peer reads slowly), it is
+    finished by a task of the outbox's own, and frames queue behind it, up to
+    `limit`. Without `send` (SSE), the consumer drains the queue with
+    `next_batch()`.
+    """
 
     __slots__ = (
+        "_flusher",
         "_held",
         "_queue",
+        "_send",
         "_wake",
         "closed",
         "conversations",
@@ -56,7 +92,7 @@ class Outbox:
         "user_id",
     )
 
-    def __init__(self, user_id: str, limit: int) -> None:
+    def __init__(self, user_id: str, limit: int, send: Sender | None = None) -> None:
         self.user_id = user_id
         self.limit = limit
         self.conversations: set[str] = set()
@@ -65,6 +101,8 @@ class Outbox:
         self._queue: deque[str] = deque()
         self._held: dict[str, list[Frame]] = {}
         self._wake = asyncio.Event()
+        self._send = send
+        self._flusher: asyncio.Task[None] | None = None
 
     def push(self, frame: Frame) -> None:
         """Queue a frame; never blocks (called by the bus on the publisher's path)."""
@@ -79,18 +117,52 @@ class Outbox:
         self.push_data(frame.data)
 
     def push_data(self, data: str) -> None:
+        if self.closed:
+            return
+        if self._send is not None and self._flusher is None and not self._queue:
+            self._send_now(data)
+            return
         if len(self._queue) >= self.limit:
             self._overflow()
             return
         self._queue.append(data)
-        self._wake.set()
+        if self._send is None:
+            self._wake.set()
+
+    def _send_now(self, data: str) -> None:
+        assert self._send is not None
+        coro = self._send(data)
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:  # the peer is gone; the socket's reader will notice
+            self._gone()
+            return
+        self._flusher = asyncio.get_running_loop().create_task(self._flush(coro, yielded))
+
+    async def _flush(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        assert self._send is not None
+        try:
+            await _resume(coro, yielded)
+            while self._queue:
+                await self._send(self._queue.popleft())
+        except Exception:  # the peer is gone
+            self._gone()
+        finally:
+            self._flusher = None
+
+    def _gone(self) -> None:
+        self.closed = True
+        self._queue.clear()
 
     def _overflow(self) -> None:
         self._queue.clear()
         self.resyncing.update(self.conversations)
         for conversation_id in sorted(self.conversations):
             self._queue.append(events.resync(conversation_id).data)
-        self._wake.set()
+        if self._send is None:
+            self._wake.set()
 
     def hold(self, conversation_id: str) -> None:
         """Start holding live frames of a conversation while a snapshot is made."""
@@ -110,7 +182,7 @@ class Outbox:
         self.conversations.discard(conversation_id)
 
     async def next_batch(self) -> list[str]:
-        """Wait for frames and take all that are queued (empty once closed)."""
+        """Queue mode: wait for frames and take all that are queued (empty once closed)."""
         while not self._queue:
             if self.closed:
                 return []
@@ -121,8 +193,15 @@ class Outbox:
         return batch
 
     def close(self) -> None:
+        """Take no more frames; what is queued is still sent."""
         self.closed = True
         self._wake.set()
+
+    async def drained(self, timeout: float) -> None:
+        """Wait (bounded) until what is queued has been sent."""
+        flusher = self._flusher
+        if flusher is not None:
+            await asyncio.wait([flusher], timeout=timeout)
 
     def __len__(self) -> int:
         return len(self._queue)
