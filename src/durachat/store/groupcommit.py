@@ -17,12 +17,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from durachat.errors import StoreError
-from durachat.store.base import FinalState, FlushItem, Store
+from durachat.store.base import FinalState, FlushItem
 
 log = logging.getLogger(__name__)
+
+
+class FlushTarget(Protocol):
+    """What group commit needs of a store: `Store.apply_flush`."""
+
+    async def apply_flush(self, items: Sequence[FlushItem]) -> set[str]: ...
 
 
 class _Pending:
@@ -76,7 +83,7 @@ class GroupCommitter:
 
     def __init__(
         self,
-        store: Store,
+        store: FlushTarget,
         flush_chunks: int,
         flush_ms: int,
         on_fenced: Callable[[str], None] = lambda _: None,
