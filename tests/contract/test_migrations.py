@@ -9,6 +9,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -46,10 +47,13 @@ async def _migrated(url: str) -> tuple[list[Any], str | None, dict[str, str | No
     return diff, revision, defaults
 
 
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 async def test_sqlite_schema_matches_tables(tmp_path: Path) -> None:
     diff, revision, defaults = await _migrated(f"sqlite:///{tmp_path / 'schema.db'}")
     assert diff == []
-    assert revision == "0001"
+    assert revision == HEAD
     zero_columns = ("reasoning_seq", "seq", "epoch")
     assert defaults == {"content": "''", "reasoning": "''"} | dict.fromkeys(zero_columns, "0")
 
@@ -61,7 +65,7 @@ async def test_postgresql_schema_matches_tables(private_postgres: PrivatePostgre
     finally:
         await private_postgres.drop_database(url)
     assert diff == []
-    assert revision == "0001"
+    assert revision == HEAD
 
 
 def _downgrade_then_list(connection: Connection) -> list[str]:

@@ -20,6 +20,7 @@ from sqlalchemy.sql import Executable
 from durachat.domain import Conversation, ErrorInfo, Message, Role, Status, Usage, User, new_id
 from durachat.errors import BadRequest, Conflict, NotFound
 from durachat.store.base import (
+    ClientCommand,
     ConversationPatch,
     FinalState,
     FlushItem,
@@ -652,3 +653,57 @@ async def test_concurrent_turns_in_one_conversation_admit_exactly_one(store: Sql
     conversation = await store.get_conversation(alice.id, first.conversation.id)
     assert conversation.active_message_id == winners[0].reply.id
     assert len(await store.list_messages(alice.id, first.conversation.id)) == 4
+
+
+# client commands and continue
+
+
+async def test_a_turn_records_its_client_message_id(store: SqlStore) -> None:
+    user = await make_user(store)
+    conversation_id = new_id()
+    prompt = user_message(conversation_id)
+    reply = reply_message(conversation_id, prompt.id)
+    new = NewConversation(conversation_id, user.id, "t", "echo", "demo")
+    turn = NewTurn(user.id, conversation_id, reply, prompt, new, client_message_id="key-1")
+    await store.create_turn(turn)
+    command = await store.find_command(user.id, "key-1")
+    assert command == ClientCommand(conversation_id, reply.id, prompt.id, True)
+    assert await store.find_command(user.id, "other") is None
+    other = await make_user(store, "bob")
+    assert await store.find_command(other.id, "key-1") is None
+    again = reply_message(conversation_id, prompt.id)
+    await finish(store, reply)
+    with pytest.raises(Conflict):
+        await store.create_turn(NewTurn(user.id, conversation_id, again, client_message_id="key-1"))
+
+
+async def test_continue_reply_takes_an_interrupted_reply_up_again(store: SqlStore) -> None:
+    user = await make_user(store)
+    turn = await start_conversation(store, user)
+    item = FlushItem(turn.reply.id, turn.reply.epoch, delta="partial ", seq=3)
+    await store.apply_flush([item])
+    [recovered] = await store.recover_streaming()
+    conversation, message = await store.continue_reply(user.id, turn.reply.id, "key-c")
+    assert message.status is Status.STREAMING and message.epoch == recovered.epoch + 1
+    assert (message.content, message.seq) == ("partial ", 3)
+    assert conversation.active_message_id == message.id == conversation.current_leaf_id
+    command = await store.find_command(user.id, "key-c")
+    assert turn.prompt is not None
+    assert command == ClientCommand(conversation.id, message.id, turn.prompt.id, False)
+    with pytest.raises(Conflict):
+        await store.continue_reply(user.id, turn.reply.id, None)  # it streams now
+    stale = FlushItem(turn.reply.id, recovered.epoch, delta="zombie", seq=4)
+    assert await store.apply_flush([stale]) == {turn.reply.id}
+
+
+async def test_continue_reply_refuses_other_users_and_other_states(store: SqlStore) -> None:
+    user = await make_user(store)
+    other = await make_user(store, "bob")
+    turn = await start_conversation(store, user)
+    with pytest.raises(Conflict):
+        await store.continue_reply(user.id, turn.reply.id, None)  # streaming, not interrupted
+    await store.recover_streaming()
+    with pytest.raises(NotFound):
+        await store.continue_reply(other.id, turn.reply.id, None)
+    with pytest.raises(Conflict):
+        await store.continue_reply(user.id, turn.reply.parent_id or "", None)  # a user message

@@ -26,7 +26,8 @@ from durachat.api.sync import bring_up_to_date
 from durachat.bus.outbox import Outbox
 from durachat.domain import User, new_id
 from durachat.errors import BadRequest, DuraChatError, Forbidden
-from durachat.runner.runner import StartChat, Started
+from durachat.runner.commands import Command, Continue, Edit, Regenerate, StartChat
+from durachat.runner.runner import Started
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +122,13 @@ class Connection:
         match frame:
             case protocol.PingFrame():
                 self.outbox.push_data(events.PONG.data)
-            case protocol.StartChatFrame():
-                command = StartChat(
-                    frame.prompt,
-                    frame.conversation_id,
-                    frame.model,
-                    frame.client_message_id,
-                    frame.parent_id,
-                )
-                await services.runner.start_chat(self.user.id, command, self._on_started)
+            case (
+                protocol.StartChatFrame()
+                | protocol.EditFrame()
+                | protocol.RegenerateFrame()
+                | protocol.ContinueFrame()
+            ):
+                await self._start(_command(frame))
             case protocol.SubscribeFrame():
                 await bring_up_to_date(
                     services.store,
@@ -144,13 +143,50 @@ class Connection:
             case protocol.StopFrame():
                 await services.store.get_conversation(self.user.id, frame.conversation_id)
                 services.runner.stop(self.user.id, frame.conversation_id, frame.message_id)
-            case _:
-                raise BadRequest(f"{frame.type} is not available on this server yet")
+
+    async def _start(self, command: Command) -> None:
+        services = self.services
+        started = await services.runner.start_reply(self.user.id, command, self._on_started)
+        if started.repeated:
+            await bring_up_to_date(
+                services.store, services.bus, self.outbox, started.conversation.id
+            )
 
     def _on_started(self, started: Started) -> None:
+        if started.repeated:
+            self.outbox.push_data(started.ack().data)  # the catch-up follows
+            return
         self.services.bus.subscribe(self.outbox, started.conversation.id)
         if started.created:
             self.outbox.push_data(started.ack().data)
+
+
+def _command(
+    frame: protocol.StartChatFrame
+    | protocol.EditFrame
+    | protocol.RegenerateFrame
+    | protocol.ContinueFrame,
+) -> Command:
+    """The runner's command for a generating frame."""
+    match frame:
+        case protocol.StartChatFrame():
+            return StartChat(
+                frame.prompt,
+                frame.conversation_id,
+                frame.model,
+                frame.client_message_id,
+                frame.parent_id,
+            )
+        case protocol.EditFrame():
+            return Edit(
+                frame.conversation_id, frame.message_id, frame.prompt, frame.client_message_id
+            )
+        case protocol.RegenerateFrame():
+            return Regenerate(
+                frame.conversation_id, frame.message_id, frame.model, frame.client_message_id
+            )
+        case protocol.ContinueFrame():
+            return Continue(frame.conversation_id, frame.message_id, frame.client_message_id)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:

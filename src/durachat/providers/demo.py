@@ -13,7 +13,9 @@ of echoing, for tests and benchmarks:
 - `chunks=N`: reply with exactly N chunks `w1 `, `w2 `, ...;
 - `delay_ms=D`: per-chunk delay (default: `DURACHAT_DEMO_DELAY_MS`);
 - `fail_after=K`: fail like a provider error after K chunks;
-- `no_finish=1`: end the stream without a finish reason (a broken upstream).
+- `no_finish=1`: end the stream without a finish reason (a broken upstream);
+- `show_path=1`: reply with the conversation it was sent, one `role: text` line
+  per message (the branch path, as tests check it).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class DemoOptions:
     delay_ms: int | None = None
     fail_after: int | None = None
     no_finish: bool = False
+    show_path: bool = False
 
 
 def parse_options(prompt: str) -> DemoOptions:
@@ -53,7 +56,7 @@ def parse_options(prompt: str) -> DemoOptions:
     values: dict[str, int] = {}
     for item in first.split()[1:]:
         key, sep, raw = item.partition("=")
-        if not sep or key not in ("chunks", "delay_ms", "fail_after", "no_finish"):
+        if not sep or key not in ("chunks", "delay_ms", "fail_after", "no_finish", "show_path"):
             raise BadRequest(f"demo/echo: unknown option {item!r}")
         try:
             values[key] = int(raw)
@@ -64,6 +67,7 @@ def parse_options(prompt: str) -> DemoOptions:
         delay_ms=values.get("delay_ms"),
         fail_after=values.get("fail_after"),
         no_finish=bool(values.get("no_finish", 0)),
+        show_path=bool(values.get("show_path", 0)),
     )
 
 
@@ -85,9 +89,20 @@ def echo_reply(prompt: str) -> str:
     )
 
 
-def reply_chunks(prompt: str, options: DemoOptions) -> list[str]:
+def path_reply(request: ChatRequest) -> str:
+    """One `role: text` line per message the model was sent, oldest first."""
+    lines = [
+        f"{m.role}: {m.content.splitlines()[-1] if m.content else ''}" for m in request.messages
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def reply_chunks(request: ChatRequest, options: DemoOptions) -> list[str]:
     if options.chunks is not None:
         return [f"w{i} " for i in range(1, options.chunks + 1)]
+    if options.show_path:
+        return _TOKEN.findall(path_reply(request))
+    prompt = request.messages[-1].content if request.messages else ""
     return _TOKEN.findall(echo_reply(prompt))
 
 
@@ -121,7 +136,7 @@ class DemoProvider:
         options = parse_options(prompt)
         delay = (options.delay_ms if options.delay_ms is not None else self._delay_ms) / 1000
         sent = 0
-        for chunk in _remaining(reply_chunks(prompt, options), request.prefill):
+        for chunk in _remaining(reply_chunks(request, options), request.prefill):
             if options.fail_after is not None and sent >= options.fail_after:
                 raise ProviderError("demo/echo failed on purpose (fail_after)")
             if delay > 0:

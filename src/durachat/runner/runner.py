@@ -23,38 +23,44 @@ from durachat.domain import (
     Conversation,
     ErrorInfo,
     Message,
-    Role,
     Status,
     branch_path,
-    new_id,
 )
 from durachat.errors import (
     BadRequest,
     Conflict,
     DuraChatError,
+    NotFound,
     RateLimited,
     TooLarge,
     Unavailable,
 )
 from durachat.providers.base import ChatRequest, PromptMessage, Provider
 from durachat.providers.registry import Registry
+from durachat.runner.commands import (
+    Command,
+    Continue,
+    Edit,
+    Regenerate,
+    StartChat,
+    plan_edit,
+    plan_regenerate,
+    plan_start,
+)
 from durachat.runner.machine import ReplyMachine
+from durachat.runner.repeats import drop_repeats
 from durachat.settings import Settings
-from durachat.store.base import NewConversation, NewTurn, Store
+from durachat.store.base import NewTurn, Store
 from durachat.store.groupcommit import GroupCommitter
 
 log = logging.getLogger(__name__)
 
+GO_ON = "Continue exactly where your previous reply stopped. Do not repeat any of it."
+"""Asked of a model that cannot prefill when an interrupted reply is continued."""
 
-@dataclass(frozen=True, slots=True)
-class StartChat:
-    """A request for a new user message and its reply (PROTOCOL.md `start_chat`)."""
 
-    prompt: str
-    conversation_id: str | None = None
-    model: str | None = None
-    client_message_id: str | None = None
-    parent_id: str | None = None
+def _prompt(path: list[Message]) -> tuple[PromptMessage, ...]:
+    return tuple(PromptMessage(m.role.value, m.content) for m in path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,8 @@ class Started:
     message: Message
     created: bool
     client_message_id: str | None
+    repeated: bool = False
+    """A repeat of an earlier command: nothing new was started."""
 
     def ack(self) -> events.Frame:
         if self.created:
@@ -84,13 +92,7 @@ class _Reply:
     machine: ReplyMachine
     task: asyncio.Task[None] | None = None
     stop_status: Status | None = None
-
-
-def title_from(prompt: str) -> str:
-    lines = [line.strip() for line in prompt.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("!demo")] or ["New chat"]
-    first = lines[0]
-    return first if len(first) <= 60 else first[:59].rstrip() + "…"
+    drop_repeats_of: str = ""
 
 
 class Runner:
@@ -129,90 +131,132 @@ class Runner:
         if self._per_user[user_id] >= limit:
             raise RateLimited(f"you already have {limit} replies streaming; wait for one to end")
 
-    async def start_chat(
-        self, user_id: str, command: StartChat, on_ready: Callable[[Started], None]
+    async def start_reply(
+        self, user_id: str, command: Command, on_ready: Callable[[Started], None]
     ) -> Started:
-        """Write the new turn, call `on_ready` (subscribe the asker), then start the reply.
+        """Start the reply a generating command asks for; `on_ready` subscribes the asker.
 
         `on_ready` runs before anything about the reply is published, so the asker
-        sees the acknowledgement before any `text`.
+        sees the acknowledgement before any `text`. A command whose
+        `clientMessageId` was seen before starts nothing: it is answered with the
+        first answer (`Started.repeated`), and the asker should send a catch-up.
         """
         self._check_accepting(user_id)
-        if len(command.prompt) > self._settings.max_prompt_chars:
-            raise TooLarge(
-                f"the prompt has {len(command.prompt)} characters; "
-                f"the limit is {self._settings.max_prompt_chars}"
-            )
+        key = command.client_message_id
+        if key is not None and (repeat := await self._repeat(user_id, key)) is not None:
+            on_ready(repeat)
+            return repeat
+        try:
+            return await self._begin(user_id, command, on_ready)
+        except Conflict:
+            if key is not None and (repeat := await self._repeat(user_id, key)) is not None:
+                on_ready(repeat)  # the same command, sent twice at once
+                return repeat
+            raise
+
+    async def _repeat(self, user_id: str, client_message_id: str) -> Started | None:
+        command = await self._store.find_command(user_id, client_message_id)
+        if command is None:
+            return None
+        conversation = await self._store.get_conversation(user_id, command.conversation_id)
+        history = {m.id: m for m in await self._store.list_messages(user_id, conversation.id)}
+        message = history[command.message_id]
+        user_message = history[command.user_message_id or message.parent_id or message.id]
+        return Started(
+            conversation,
+            user_message,
+            message,
+            command.created_conversation,
+            client_message_id,
+            repeated=True,
+        )
+
+    def _check_prompt(self, prompt: str) -> None:
+        limit = self._settings.max_prompt_chars
+        if len(prompt) > limit:
+            raise TooLarge(f"the prompt has {len(prompt)} characters; the limit is {limit}")
+
+    async def _history(
+        self, user_id: str, conversation_id: str
+    ) -> tuple[Conversation, list[Message]]:
+        conversation = await self._store.get_conversation(user_id, conversation_id)
+        if conversation.id in self._by_conversation:
+            raise Conflict("a reply is already streaming in this conversation")
+        return conversation, await self._store.list_messages(user_id, conversation.id)
+
+    async def _begin(
+        self, user_id: str, command: Command, on_ready: Callable[[Started], None]
+    ) -> Started:
+        if isinstance(command, Continue):
+            return await self._continue(user_id, command, on_ready)
+        if isinstance(command, StartChat | Edit):
+            self._check_prompt(command.prompt)
         conversation: Conversation | None = None
         history: list[Message] = []
         if command.conversation_id is not None:
-            conversation = await self._store.get_conversation(user_id, command.conversation_id)
-            if conversation.id in self._by_conversation:
-                raise Conflict("a reply is already streaming in this conversation")
-            history = await self._store.list_messages(user_id, conversation.id)
-        model_id = command.model or (conversation.model if conversation else "")
-        model_id = model_id or self._registry.default_model
+            conversation, history = await self._history(user_id, command.conversation_id)
+        model = command.model if isinstance(command, StartChat | Regenerate) else None
+        model_id = model or (conversation.model if conversation else self._registry.default_model)
         provider, info = self._registry.resolve(model_id)
-        parent_id = self._parent(command, conversation, history)
-        conversation_id = conversation.id if conversation else new_id()
-        user_message = Message(
-            new_id(),
-            conversation_id,
-            parent_id,
-            Role.USER,
-            command.prompt,
-            Status.COMPLETE,
-            0,
-            client_message_id=command.client_message_id,
-        )
-        assistant = Message(
-            new_id(),
-            conversation_id,
-            user_message.id,
-            Role.ASSISTANT,
-            "",
-            Status.STREAMING,
-            0,
-            model=info.id,
-            provider=info.provider,
-            epoch=1,
-        )
-        new_conversation = None
-        if conversation is None:
-            new_conversation = NewConversation(
-                conversation_id, user_id, title_from(command.prompt), info.id, info.provider
-            )
+        if isinstance(command, StartChat):
+            plan = plan_start(command, user_id, conversation, history, info)
+        elif conversation is None:
+            raise BadRequest(f"{type(command).__name__.lower()} needs a conversationId")
+        elif isinstance(command, Edit):
+            plan = plan_edit(command, conversation, history, info)
+        else:
+            plan = plan_regenerate(command, conversation, history, info)
         self._check_accepting(user_id)
-        stored = await self._store.create_turn(
-            NewTurn(user_id, conversation_id, assistant, user_message, new_conversation)
+        new_user = plan.user_message if plan.new_user_message else None
+        turn = NewTurn(
+            user_id,
+            plan.conversation_id,
+            plan.assistant,
+            new_user,
+            plan.new_conversation,
+            command.client_message_id,
         )
+        stored = await self._store.create_turn(turn)
         started = Started(
-            stored, user_message, assistant, conversation is None, command.client_message_id
+            stored,
+            plan.user_message,
+            plan.assistant,
+            plan.new_conversation is not None,
+            command.client_message_id,
         )
-        path = [*branch_path(history, parent_id), user_message] if parent_id else [user_message]
-        request = ChatRequest(
-            info.upstream,
-            tuple(PromptMessage(m.role.value, m.content) for m in path),
-            stored.system_prompt,
-        )
+        request = ChatRequest(info.upstream, _prompt(plan.path), stored.system_prompt)
         self._launch(user_id, started, provider, request, on_ready)
         return started
 
-    @staticmethod
-    def _parent(
-        command: StartChat, conversation: Conversation | None, history: list[Message]
-    ) -> str | None:
-        if conversation is None:
-            if command.parent_id is not None:
-                raise BadRequest("parentId needs a conversationId")
-            return None
-        if command.parent_id is None:
-            return conversation.current_leaf_id
-        if not any(m.id == command.parent_id for m in history):
-            raise BadRequest(
-                f"parentId {command.parent_id!r} is not a message of this conversation"
+    async def _continue(
+        self, user_id: str, command: Continue, on_ready: Callable[[Started], None]
+    ) -> Started:
+        conversation, history = await self._history(user_id, command.conversation_id)
+        message = next((m for m in history if m.id == command.message_id), None)
+        if message is None:
+            raise NotFound(f"message {command.message_id!r} not found in this conversation")
+        if message.status is not Status.INTERRUPTED or message.parent_id is None:
+            raise Conflict(
+                f"only an interrupted reply can be continued; this one is {message.status}"
             )
-        return command.parent_id
+        provider, info = self._registry.resolve(message.model or conversation.model)
+        self._check_accepting(user_id)
+        conversation, message = await self._store.continue_reply(
+            user_id, message.id, command.client_message_id
+        )
+        path = branch_path(history, message.parent_id or "")
+        started = Started(conversation, path[-1], message, False, command.client_message_id)
+        prompt = _prompt(path)
+        if info.capabilities.prefill:
+            request = ChatRequest(
+                info.upstream, prompt, conversation.system_prompt, message.content
+            )
+            self._launch(user_id, started, provider, request, on_ready)
+        else:
+            extra = (PromptMessage("assistant", message.content), PromptMessage("user", GO_ON))
+            request = ChatRequest(info.upstream, prompt + extra, conversation.system_prompt)
+            self._launch(user_id, started, provider, request, on_ready, message.content)
+        return started
 
     def _launch(
         self,
@@ -221,12 +265,19 @@ class Runner:
         provider: Provider,
         request: ChatRequest,
         on_ready: Callable[[Started], None],
+        drop_repeats_of: str = "",
     ) -> None:
         message = started.message
         machine = ReplyMachine(
-            message.conversation_id, message.id, max_chars=self._settings.max_reply_chars
+            message.conversation_id,
+            message.id,
+            seq=message.seq,
+            chars=len(message.content),
+            reasoning_seq=message.reasoning_seq,
+            max_chars=self._settings.max_reply_chars,
         )
         reply = _Reply(user_id, message.conversation_id, message.id, message.epoch, machine)
+        reply.drop_repeats_of = drop_repeats_of
         self._replies[message.id] = reply
         self._by_conversation[message.conversation_id] = reply
         self._per_user[user_id] += 1
@@ -258,7 +309,10 @@ class Runner:
         bus = self._bus
         committer = self.committer
         async with asyncio.timeout(self._settings.max_reply_seconds):
-            async with contextlib.aclosing(provider.stream(request)) as stream:
+            source = provider.stream(request)
+            if reply.drop_repeats_of:
+                source = drop_repeats(source, reply.drop_repeats_of)
+            async with contextlib.aclosing(source) as stream:
                 async for event in stream:
                     output = machine.feed(event)
                     for frame in output.frames:

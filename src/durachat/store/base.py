@@ -70,6 +70,18 @@ class NewTurn:
     assistant_message: Message
     user_message: Message | None = None
     conversation: NewConversation | None = None
+    client_message_id: str | None = None
+    """Recorded with the turn; a second turn with the same key is a `Conflict`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCommand:
+    """What an earlier generating command with a `clientMessageId` did."""
+
+    conversation_id: str
+    message_id: str
+    user_message_id: str | None
+    created_conversation: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +158,22 @@ class Store(Protocol):
         """Insert the turn's rows in one transaction; return the conversation after it."""
         ...
 
+    async def find_command(self, user_id: str, client_message_id: str) -> ClientCommand | None:
+        """The turn an earlier command with this key started, if any."""
+        ...
+
+    async def continue_reply(
+        self, user_id: str, message_id: str, client_message_id: str | None
+    ) -> tuple[Conversation, Message]:
+        """Take an `interrupted` reply up again, in one transaction.
+
+        The message goes back to `streaming` with its epoch incremented (its text and
+        seq kept), becomes the conversation's active reply and current leaf, and the
+        command's key is recorded. `NotFound` for another user's message; `Conflict`
+        if the message is not an interrupted assistant reply or another reply streams.
+        """
+        ...
+
     async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
         """Raise `NotFound` unless the conversation exists and belongs to the user."""
         ...
@@ -194,6 +222,7 @@ def conversation_cursor(conversation: Conversation) -> str:
 
 
 __all__ = [
+    "ClientCommand",
     "ConversationPage",
     "ConversationPatch",
     "FinalState",

@@ -35,6 +35,7 @@ from durachat.domain import (
 )
 from durachat.errors import BadRequest, Conflict, NotFound
 from durachat.store.base import (
+    ClientCommand,
     ConversationPage,
     ConversationPatch,
     FlushItem,
@@ -45,7 +46,7 @@ from durachat.store.base import (
 )
 from durachat.store.engine import Engines, open_engines, translate_errors
 from durachat.store.migrate import upgrade
-from durachat.store.tables import api_tokens, conversations, messages, users
+from durachat.store.tables import api_tokens, client_commands, conversations, messages, users
 
 T = TypeVar("T")
 _Work = Callable[[AsyncConnection], Awaitable[T]]  # the body of one write transaction
@@ -196,6 +197,27 @@ class SqlStore:
         _check_turn(turn)
         return await self._write(lambda conn: _create_turn(conn, turn), _DUPLICATE_MESSAGE)
 
+    async def find_command(self, user_id: str, client_message_id: str) -> ClientCommand | None:
+        k = client_commands.c
+        query = select(client_commands).where(
+            k.user_id == user_id, k.client_message_id == client_message_id
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return ClientCommand(
+            row.conversation_id, row.message_id, row.user_message_id, row.created_conversation
+        )
+
+    async def continue_reply(
+        self, user_id: str, message_id: str, client_message_id: str | None
+    ) -> tuple[Conversation, Message]:
+        async def work(conn: AsyncConnection) -> tuple[Conversation, Message]:
+            return await _continue_reply(conn, user_id, message_id, client_message_id)
+
+        return await self._write(work, _DUPLICATE_MESSAGE)
+
     async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
         async with self._read() as conn:
             return await _owned_conversation(conn, user_id, conversation_id)
@@ -306,7 +328,69 @@ async def _create_turn(conn: AsyncConnection, turn: NewTurn) -> Conversation:
     turn_messages = (turn.user_message, turn.assistant_message)
     rows = [_message_values(m, turn.user_id) for m in turn_messages if m is not None]
     await conn.execute(insert(messages), rows)
+    if turn.client_message_id is not None:
+        user_message_id = turn.user_message.id if turn.user_message else None
+        command = ClientCommand(
+            turn.conversation_id,
+            turn.assistant_message.id,
+            user_message_id,
+            turn.conversation is not None,
+        )
+        await _record_command(conn, turn.user_id, turn.client_message_id, command, now)
     return await _owned_conversation(conn, turn.user_id, turn.conversation_id)
+
+
+async def _record_command(
+    conn: AsyncConnection, user_id: str, client_message_id: str, command: ClientCommand, now: str
+) -> None:
+    row = {
+        **dataclasses.asdict(command),
+        "user_id": user_id,
+        "client_message_id": client_message_id,
+        "created_at": now,
+    }
+    await conn.execute(insert(client_commands).values(row))
+
+
+async def _continue_reply(
+    conn: AsyncConnection, user_id: str, message_id: str, client_message_id: str | None
+) -> tuple[Conversation, Message]:
+    query = select(messages).where(_m.id == message_id, _m.user_id == user_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound("message not found")
+    message = _message(row)
+    if message.role is not Role.ASSISTANT or message.status is not Status.INTERRUPTED:
+        raise Conflict(
+            f"only an interrupted reply can be continued; this message is {message.status.value}"
+        )
+    now = now_iso()
+    c = conversations.c
+    claimed = await conn.execute(
+        update(conversations)
+        .where(c.id == message.conversation_id, c.active_message_id.is_(None))
+        .values(active_message_id=message.id, current_leaf_id=message.id, updated_at=now)
+    )
+    if claimed.rowcount == 0:
+        raise Conflict("a reply is already streaming in this conversation")
+    resumed = (
+        update(messages)
+        .where(_m.id == message.id, _m.status == Status.INTERRUPTED.value)
+        .values(
+            status=Status.STREAMING.value,
+            epoch=_m.epoch + 1,
+            error_code=None,
+            error_message=None,
+            updated_at=now,
+        )
+        .returning(*messages.c)
+    )
+    message = _message((await conn.execute(resumed)).one())
+    if client_message_id is not None:
+        command = ClientCommand(message.conversation_id, message.id, message.parent_id, False)
+        await _record_command(conn, user_id, client_message_id, command, now)
+    conversation = await _owned_conversation(conn, user_id, message.conversation_id)
+    return conversation, message
 
 
 async def _update_conversation(

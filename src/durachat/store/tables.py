@@ -105,4 +105,18 @@ messages = Table(
     Index(None, "status"),
 )
 
-__all__ = ["api_tokens", "conversations", "messages", "metadata", "users"]
+# What a generating command with a `clientMessageId` did, so that a repeat of it is
+# answered as the first time (PROTOCOL.md section 3) instead of starting a second reply.
+client_commands = Table(
+    "client_commands",
+    metadata,
+    Column("user_id", String, ForeignKey("users.id"), primary_key=True),
+    Column("client_message_id", String, primary_key=True),
+    Column("conversation_id", String, nullable=False),
+    Column("message_id", String, nullable=False),
+    Column("user_message_id", String, nullable=True),
+    Column("created_conversation", Boolean, nullable=False),
+    Column("created_at", String, nullable=False),
+)
+
+__all__ = ["api_tokens", "client_commands", "conversations", "messages", "metadata", "users"]
