@@ -25,7 +25,8 @@ from durachat.bus.memory import MemoryBus
 from durachat.providers.registry import build_registry
 from durachat.runner.runner import Runner
 from durachat.settings import Settings
-from durachat.store.sql import open_store
+from durachat.store.engine import SqliteLimits
+from durachat.store.sql import SqlStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,14 @@ _INDEX = """<!doctype html>
 """
 
 
+async def open_configured_store(settings: Settings) -> SqlStore:
+    """The store the settings name (not yet migrated)."""
+    limits = SqliteLimits(settings.sqlite_busy_ms, settings.sqlite_max_pages)
+    return await open_store(settings.resolved_database_url, limits)
+
+
 async def build_services(settings: Settings) -> Services:
-    store = await open_store(settings.resolved_database_url)
+    store = await open_configured_store(settings)
     try:
         await store.migrate()
         registry = await build_registry(settings)

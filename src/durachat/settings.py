@@ -67,6 +67,10 @@ class Settings:
         4096, "Frames queued for one socket before they are dropped for a `resync`."
     )
     replay_ttl_s: int = _setting(300, "Seconds a reply's replay log is kept after it ends.")
+    sqlite_busy_ms: int = _setting(5000, "How long a SQLite write waits for a lock held elsewhere.")
+    sqlite_max_pages: int = _setting(
+        0, "Cap on the SQLite database's size in pages (0: none); past it writes fail as full."
+    )
     shutdown_grace_s: float = _setting(30.0, "Graceful-shutdown wait for running replies.")
     log_format: str = _setting("text", "`text`, or `json` for structured logs.")
     log_level: str = _setting("info", "debug, info, warning or error.")

@@ -135,6 +135,7 @@ async def test_a_send_that_waits_queues_the_next_frames_in_order() -> None:
     for data in "abc":
         outbox.push_data(data)
     assert sent == [] and len(outbox) == 2
+    await asyncio.sleep(0.01)  # the outbox's task now waits on the pending send
     gate.set()
     await outbox.drained(timeout=1)
     assert sent == ["a", "b", "c"] and outbox._flusher is None

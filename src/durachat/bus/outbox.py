@@ -48,19 +48,23 @@ Sender = Callable[[str], Coroutine[Any, Any, None]]
 
 
 async def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-    """Run to its end a coroutine that was stepped by hand and suspended."""
+    """Run to its end a coroutine that was stepped by hand and suspended.
+
+    This does what an asyncio Task does for each step: wait, without raising, for
+    the future the coroutine yielded (clearing its "blocking" mark, which the
+    future's own iterator checks), then send the coroutine `None` so that it reads
+    the future's result, or its exception, itself.
+    """
     while True:
         try:
             if yielded is None:
                 await asyncio.sleep(0)
             else:
-                await yielded
-        except BaseException as exc:  # hand the failure to the coroutine, as a task would
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration:
-                return
-            continue
+                yielded._asyncio_future_blocking = False
+                await asyncio.wait([yielded])
+        except asyncio.CancelledError:
+            coro.close()
+            raise
         try:
             yielded = coro.send(None)
         except StopIteration:

@@ -11,9 +11,10 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
+from durachat.app import open_configured_store
 from durachat.errors import ConfigError, DuraChatError
 from durachat.settings import Settings, load_settings
-from durachat.store.sql import SqlStore, open_store
+from durachat.store.sql import SqlStore
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 async def with_store(config: Settings, body: Callable[[SqlStore], Awaitable[T]]) -> T:
     """Open the database (creating it and applying migrations), run body, close."""
-    store = await open_store(config.resolved_database_url)
+    store = await open_configured_store(config)
     try:
         await store.migrate()
         return await body(store)

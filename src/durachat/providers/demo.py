@@ -11,6 +11,7 @@ A prompt whose first line is `!demo key=value ...` sets the reply's shape instea
 of echoing, for tests and benchmarks:
 
 - `chunks=N`: reply with exactly N chunks `w1 `, `w2 `, ...;
+- `pad=P`: with `chunks`, each chunk is `w<i>` followed by P dots and a space (big frames);
 - `delay_ms=D`: per-chunk delay (default: `DURACHAT_DEMO_DELAY_MS`);
 - `fail_after=K`: fail like a provider error after K chunks;
 - `no_finish=1`: end the stream without a finish reason (a broken upstream);
@@ -46,6 +47,7 @@ class DemoOptions:
     fail_after: int | None = None
     no_finish: bool = False
     show_path: bool = False
+    pad: int = 0
 
 
 def parse_options(prompt: str) -> DemoOptions:
@@ -56,7 +58,14 @@ def parse_options(prompt: str) -> DemoOptions:
     values: dict[str, int] = {}
     for item in first.split()[1:]:
         key, sep, raw = item.partition("=")
-        if not sep or key not in ("chunks", "delay_ms", "fail_after", "no_finish", "show_path"):
+        if not sep or key not in (
+            "chunks",
+            "delay_ms",
+            "fail_after",
+            "no_finish",
+            "show_path",
+            "pad",
+        ):
             raise BadRequest(f"demo/echo: unknown option {item!r}")
         try:
             values[key] = int(raw)
@@ -68,6 +77,7 @@ def parse_options(prompt: str) -> DemoOptions:
         fail_after=values.get("fail_after"),
         no_finish=bool(values.get("no_finish", 0)),
         show_path=bool(values.get("show_path", 0)),
+        pad=values.get("pad", 0),
     )
 
 
@@ -99,7 +109,8 @@ def path_reply(request: ChatRequest) -> str:
 
 def reply_chunks(request: ChatRequest, options: DemoOptions) -> list[str]:
     if options.chunks is not None:
-        return [f"w{i} " for i in range(1, options.chunks + 1)]
+        dots = "." * options.pad
+        return [f"w{i}{dots} " for i in range(1, options.chunks + 1)]
     if options.show_path:
         return _TOKEN.findall(path_reply(request))
     prompt = request.messages[-1].content if request.messages else ""

@@ -92,6 +92,7 @@ class _Reply:
     machine: ReplyMachine
     task: asyncio.Task[None] | None = None
     stop_status: Status | None = None
+    warned_unsaved: bool = False
     drop_repeats_of: str = ""
 
 
@@ -104,7 +105,7 @@ class Runner:
         self._bus = bus
         self._registry = registry
         self.committer = GroupCommitter(
-            store, settings.flush_chunks, settings.flush_ms, self._on_fenced
+            store, settings.flush_chunks, settings.flush_ms, self._on_fenced, self._on_unsaved
         )
         self._replies: dict[str, _Reply] = {}
         self._by_conversation: dict[str, _Reply] = {}
@@ -368,6 +369,24 @@ class Runner:
             log.warning("reply %s was taken over elsewhere; stopping here", message_id)
             reply.stop_status = Status.INTERRUPTED
             reply.task.cancel()
+
+    def _on_unsaved(self, message_ids: list[str], reason: str) -> None:
+        """A flush failed (full disk, locked database): tell the replies' readers once.
+
+        The text stays in memory and in the replay log, and the flush is retried;
+        `done` follows only once the reply's end is committed.
+        """
+        for message_id in message_ids:
+            reply = self._replies.get(message_id)
+            if reply is None or reply.warned_unsaved:
+                continue
+            reply.warned_unsaved = True
+            warning = ErrorInfo(
+                "unavailable",
+                f"this reply is not saved yet: {reason}. It is kept and will be saved "
+                "as soon as the database accepts writes again.",
+            )
+            self._bus.publish(events.error(warning, reply.conversation_id, message_id))
 
     def stop(self, user_id: str, conversation_id: str, message_id: str | None = None) -> bool:
         """Cancel the conversation's streaming reply; False if none streams here."""

@@ -26,7 +26,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from durachat.errors import Conflict, StoreError
 
 SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout=5000",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
@@ -66,30 +65,43 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=driver)
 
 
-def open_engines(url: str) -> Engines:
+@dataclass(frozen=True, slots=True)
+class SqliteLimits:
+    """How long SQLite waits for a lock, and an optional cap on the database's size."""
+
+    busy_ms: int = 5000
+    max_pages: int = 0
+    """0: no cap. Otherwise writes past this many pages fail as a full disk."""
+
+    def pragmas(self) -> tuple[str, ...]:
+        cap = (f"PRAGMA max_page_count={self.max_pages}",) if self.max_pages else ()
+        return (f"PRAGMA busy_timeout={self.busy_ms}", *SQLITE_PRAGMAS, *cap)
+
+
+def open_engines(url: str, sqlite: SqliteLimits | None = None) -> Engines:
     """Create (but do not connect) the engines for `url`."""
     parsed = async_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engines(parsed)
+        return _sqlite_engines(parsed, sqlite or SqliteLimits())
     engine = create_async_engine(
         parsed, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_POOL_SIZE, pool_pre_ping=True
     )
     return Engines("postgresql", engine, engine)
 
 
-def _sqlite_engines(url: URL) -> Engines:
+def _sqlite_engines(url: URL, limits: SqliteLimits) -> Engines:
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         raise ValueError("SQLite needs a database file path, e.g. sqlite:///data/durachat.db")
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     writer = create_async_engine(url, pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=SQLITE_READERS, max_overflow=SQLITE_READERS)
-    _configure_sqlite(writer, begin="BEGIN IMMEDIATE", query_only=False)
-    _configure_sqlite(reader, begin="BEGIN", query_only=True)
+    _configure_sqlite(writer, limits.pragmas(), begin="BEGIN IMMEDIATE")
+    _configure_sqlite(reader, (*limits.pragmas(), "PRAGMA query_only=ON"), begin="BEGIN")
     return Engines("sqlite", writer, reader)
 
 
-def _configure_sqlite(engine: AsyncEngine, *, begin: str, query_only: bool) -> None:
+def _configure_sqlite(engine: AsyncEngine, pragmas: tuple[str, ...], *, begin: str) -> None:
     """Pragmas on every new connection; SQLAlchemy, not the driver, emits BEGIN.
 
     The sqlite3 driver's legacy mode starts transactions only before DML, so reads
@@ -97,7 +109,6 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str, query_only: bool) -> N
     (SQLAlchemy's documented recipe) fixes both. The writer begins IMMEDIATE so it
     takes the write lock up front instead of failing to upgrade a read lock.
     """
-    pragmas = (*SQLITE_PRAGMAS, "PRAGMA query_only=ON") if query_only else SQLITE_PRAGMAS
 
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None

@@ -87,11 +87,13 @@ class GroupCommitter:
         flush_chunks: int,
         flush_ms: int,
         on_fenced: Callable[[str], None] = lambda _: None,
+        on_failed: Callable[[list[str], str], None] = lambda _ids, _reason: None,
     ) -> None:
         self._store = store
         self._chunks = flush_chunks
         self._window = flush_ms / 1000
         self._on_fenced = on_fenced
+        self._on_failed = on_failed
         self._pending: dict[str, _Pending] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -192,6 +194,7 @@ class GroupCommitter:
         """A flush failed: keep its text in front of what arrived since; retry later."""
         log.error("flush of %d replies failed, will retry: %s", len(batch), reason)
         self.last_error = reason
+        self._on_failed(list(batch), reason)
         now = time.monotonic()
         for message_id, entry in batch.items():
             newer = self._pending.pop(message_id, None)

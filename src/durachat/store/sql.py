@@ -44,7 +44,7 @@ from durachat.store.base import (
     StoreStats,
     conversation_cursor,
 )
-from durachat.store.engine import Engines, open_engines, translate_errors
+from durachat.store.engine import Engines, SqliteLimits, open_engines, translate_errors
 from durachat.store.migrate import upgrade
 from durachat.store.tables import api_tokens, client_commands, conversations, messages, users
 
@@ -288,12 +288,12 @@ class SqlStore:
         return sorted((_message(row) for row in rows), key=lambda m: (m.created_at, m.id))
 
 
-async def open_store(url: str) -> SqlStore:
+async def open_store(url: str, sqlite: SqliteLimits | None = None) -> SqlStore:
     """A store on `url` (`sqlite:///path`, `postgresql://...`, or their async forms).
 
     Creates the SQLite file's directory; does not migrate (call `migrate()`).
     """
-    return SqlStore(open_engines(url))
+    return SqlStore(open_engines(url, sqlite))
 
 
 # transactions and the queries inside them
