@@ -56,6 +56,7 @@ class ReplyMachine:
         self.max_chars = max_chars
         self.final: FinalState | None = None
         self.finish_reason: str | None = None
+        self._encode = events.TextEncoder(conversation_id, message_id)
 
     @property
     def finished(self) -> bool:
@@ -71,23 +72,29 @@ class ReplyMachine:
             return self._reasoning(event.text)
         return self._finish(event)
 
-    def _text(self, text: str) -> Output:
-        if not text:
-            return Output()
+    def text(self, text: str) -> Frame | None:
+        """Apply a text delta (the hot path): its numbered frame, or None if empty.
+
+        The frame's `content` and `seq` are what the store must append.
+        """
+        if not text or self.final is not None:
+            return None
         room = self.max_chars - self.chars
-        capped = len(text) >= room
-        if capped:
+        if len(text) >= room:
             text = text[:room]
-        output = Output()
-        if text:
-            self.seq += 1
-            self.chars += len(text)
-            frame = events.text(self.conversation_id, self.message_id, self.seq, text)
-            output = Output([frame], Appended(text, self.seq))
-        if capped:
             self.finish_reason = "length"
             self.final = FinalState(Status.COMPLETE)
-        return output
+            if not text:
+                return None
+        self.seq += 1
+        self.chars += len(text)
+        return self._encode(self.seq, text)
+
+    def _text(self, text: str) -> Output:
+        frame = self.text(text)
+        if frame is None:
+            return Output()
+        return Output([frame], Appended(frame.content, frame.seq))
 
     def _reasoning(self, text: str) -> Output:
         if not text:

@@ -35,7 +35,7 @@ from durachat.errors import (
     TooLarge,
     Unavailable,
 )
-from durachat.providers.base import ChatRequest, PromptMessage, Provider
+from durachat.providers.base import ChatRequest, PromptMessage, Provider, ProviderEvent, TextDelta
 from durachat.providers.registry import Registry
 from durachat.runner.commands import (
     Command,
@@ -307,35 +307,41 @@ class Runner:
 
     async def _stream(self, reply: _Reply, provider: Provider, request: ChatRequest) -> None:
         machine = reply.machine
-        bus = self._bus
-        committer = self.committer
+        publish = self._bus.publish
+        add = self.committer.add
+        message_id, epoch = reply.message_id, reply.epoch
         async with asyncio.timeout(self._settings.max_reply_seconds):
             source = provider.stream(request)
             if reply.drop_repeats_of:
                 source = drop_repeats(source, reply.drop_repeats_of)
             async with contextlib.aclosing(source) as stream:
                 async for event in stream:
-                    output = machine.feed(event)
-                    for frame in output.frames:
-                        bus.publish(frame)
-                    appended = output.appended
-                    if appended is not None:
-                        if appended.text:
+                    if type(event) is TextDelta:  # the hot path: one frame, one append
+                        frame = machine.text(event.text)
+                        if frame is not None:
+                            publish(frame)
+                            add(message_id, epoch, frame.content, frame.seq)
                             self.text_events += 1
-                            committer.add(
-                                reply.message_id, reply.epoch, appended.text, appended.seq
-                            )
-                        else:
-                            committer.add_reasoning(
-                                reply.message_id,
-                                reply.epoch,
-                                appended.reasoning,
-                                appended.reasoning_seq,
-                                appended.seq,
-                            )
-                    if machine.finished:
+                    else:
+                        self._other_event(reply, event)
+                    if machine.final is not None:
                         break
         machine.end_of_stream()
+
+    def _other_event(self, reply: _Reply, event: ProviderEvent) -> None:
+        """Reasoning and the finish: rarer than text, through the general path."""
+        output = reply.machine.feed(event)
+        for frame in output.frames:
+            self._bus.publish(frame)
+        appended = output.appended
+        if appended is not None and appended.reasoning:
+            self.committer.add_reasoning(
+                reply.message_id,
+                reply.epoch,
+                appended.reasoning,
+                appended.reasoning_seq,
+                appended.seq,
+            )
 
     async def _finish(self, reply: _Reply) -> None:
         machine = reply.machine

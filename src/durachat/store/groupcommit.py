@@ -14,7 +14,6 @@ final write (status, usage, end of stream) lands after every earlier append.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -95,7 +94,8 @@ class GroupCommitter:
         self._on_fenced = on_fenced
         self._on_failed = on_failed
         self._pending: dict[str, _Pending] = {}
-        self._wake = asyncio.Event()
+        self._signal: asyncio.Future[None] | None = None  # what the flush loop waits on
+        self._urgent = False  # a reply has flush_chunks unwritten chunks, or has ended
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.last_error: str | None = None
@@ -108,7 +108,7 @@ class GroupCommitter:
         if entry is None:
             entry = self._pending[message_id] = _Pending(epoch, time.monotonic())
             if len(self._pending) == 1:
-                self._wake.set()  # the flush loop arms its timer for this entry
+                self._poke()  # the flush loop arms its timer for this entry
         return entry
 
     def add(self, message_id: str, epoch: int, text: str, seq: int) -> None:
@@ -117,8 +117,9 @@ class GroupCommitter:
         entry.parts.append(text)
         entry.seq = seq
         entry.chunks += 1
-        if entry.chunks >= self._chunks:
-            self._wake.set()
+        if entry.chunks == self._chunks:
+            self._urgent = True
+            self._poke()
 
     def add_reasoning(
         self, message_id: str, epoch: int, text: str, reasoning_seq: int, seq: int
@@ -138,8 +139,15 @@ class GroupCommitter:
         entry.final = final
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry.waiters.append(waiter)
-        self._wake.set()
+        self._urgent = True
+        self._poke()
         await asyncio.shield(waiter)
+
+    def _poke(self) -> None:
+        """Wake the flush loop (it decides whether a flush is due)."""
+        signal = self._signal
+        if signal is not None and not signal.done():
+            signal.set_result(None)
 
     def _timeout(self) -> float | None:
         if not self._pending:
@@ -148,29 +156,35 @@ class GroupCommitter:
         return max(oldest.since + self._window - time.monotonic(), 0.0)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            timeout = self._timeout()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
             if self._closing and not self._pending:
                 return
             if self._due():
                 await self.flush()
+                continue
+            signal = self._signal = loop.create_future()
+            timeout = self._timeout()
+            timer = loop.call_later(timeout, self._poke) if timeout is not None else None
+            try:
+                await signal
+            finally:
+                self._signal = None
+                if timer is not None:
+                    timer.cancel()
 
     def _due(self) -> bool:
         if not self._pending:
             return False
-        if self._closing:
+        if self._closing or self._urgent:
             return True
         timeout = self._timeout()
-        if timeout is not None and timeout <= 0:
-            return True
-        return any(p.final is not None or p.chunks >= self._chunks for p in self._pending.values())
+        return timeout is not None and timeout <= 0
 
     async def flush(self) -> None:
         """Write everything pending in one transaction."""
         batch, self._pending = self._pending, {}
+        self._urgent = False
         if not batch:
             return
         items = [entry.item(message_id) for message_id, entry in batch.items()]
@@ -207,7 +221,7 @@ class GroupCommitter:
     async def close(self, timeout: float) -> None:
         """Write everything still pending and stop the flush loop (give up after timeout)."""
         self._closing = True
-        self._wake.set()
+        self._poke()
         task, self._task = self._task, None
         if task is None:
             return
