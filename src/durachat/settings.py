@@ -21,9 +21,35 @@ from typing import Any
 from durachat.errors import ConfigError
 
 
-def _setting(default: Any, help: str) -> Any:
-    """Declare a setting: its default and the help text shown in the README."""
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, env: str | None = None) -> Any:
+    """Declare a setting: its default, the help text shown in the README, and its
+    environment variable when that is not `DURACHAT_<NAME>` (vendor keys)."""
+    return field(default=default, metadata={"help": help, "env": env})
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A named OpenAI-compatible (or other) provider from the `[[providers]]` table."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A model listed in the `[[models]]` table, with its capabilities."""
+
+    id: str
+    label: str = ""
+    vision: bool | None = None
+    prefill: bool | None = None
+    system_prompt: bool | None = None
+    context_tokens: int | None = None
+
+
+PROVIDER_KINDS = ("openai", "anthropic", "gemini", "ollama")
 
 
 @dataclass(frozen=True)
@@ -72,9 +98,30 @@ class Settings:
         0, "Cap on the SQLite database's size in pages (0: none); past it writes fail as full."
     )
     shutdown_grace_s: float = _setting(30.0, "Graceful-shutdown wait for running replies.")
+    title_model: str = _setting("", "Model that writes titles; empty: the conversation's model.")
+    provider_connect_s: float = _setting(10.0, "Provider connect timeout, seconds.")
+    provider_first_token_s: float = _setting(
+        120.0, "Provider time-to-first-token timeout, seconds."
+    )
+    provider_idle_s: float = _setting(120.0, "Provider silence-between-chunks timeout, seconds.")
+    provider_retries: int = _setting(
+        3, "Retries of 429/5xx/connection errors before the first token (with backoff)."
+    )
+    openai_api_key: str = _setting("", "OpenAI API key.", env="OPENAI_API_KEY")
+    openai_base_url: str = _setting(
+        "", "An OpenAI-compatible server (vLLM, llama.cpp, LM Studio, ...).", env="OPENAI_BASE_URL"
+    )
+    anthropic_api_key: str = _setting("", "Anthropic API key.", env="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = _setting("", "Anthropic API base URL.", env="ANTHROPIC_BASE_URL")
+    gemini_api_key: str = _setting("", "Google Gemini API key.", env="GEMINI_API_KEY")
+    gemini_base_url: str = _setting("", "Gemini API base URL.", env="GEMINI_BASE_URL")
+    ollama_base_url: str = _setting(
+        "", "Ollama's native API, e.g. `http://127.0.0.1:11434`.", env="OLLAMA_BASE_URL"
+    )
     log_format: str = _setting("text", "`text`, or `json` for structured logs.")
     log_level: str = _setting("info", "debug, info, warning or error.")
-    models: tuple[Mapping[str, Any], ...] = field(default=(), metadata={"toml_only": True})
+    providers: tuple[ProviderSpec, ...] = field(default=(), metadata={"toml_only": True})
+    models: tuple[ModelSpec, ...] = field(default=(), metadata={"toml_only": True})
 
     @property
     def auth_enabled(self) -> bool:
@@ -104,16 +151,19 @@ class SettingInfo:
     kind: type
     default: Any
     help: str
-
-    @property
-    def env(self) -> str:
-        return "DURACHAT_" + self.name.upper()
+    env: str
 
 
 _KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 
 SETTINGS: tuple[SettingInfo, ...] = tuple(
-    SettingInfo(f.name, _KINDS[str(f.type)], f.default, f.metadata["help"])
+    SettingInfo(
+        f.name,
+        _KINDS[str(f.type)],
+        f.default,
+        f.metadata["help"],
+        f.metadata["env"] or "DURACHAT_" + f.name.upper(),
+    )
     for f in dataclasses.fields(Settings)
     if not f.metadata.get("toml_only")
 )
@@ -152,6 +202,71 @@ def _check(values: dict[str, Any]) -> None:
         raise ConfigError("DURACHAT_LOG_FORMAT must be 'text' or 'json'")
 
 
+def _providers(raw: object, env: Mapping[str, str], where: str) -> tuple[ProviderSpec, ...]:
+    """The `[[providers]]` table: each entry's keys checked, its key read from the env."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: 'providers' must be an array of tables ([[providers]])")
+    specs: list[ProviderSpec] = []
+    for number, entry in enumerate(raw, 1):
+        here = f"{where} [[providers]] #{number}"
+        entry = _table(entry, here, {"name", "kind", "base_url", "api_key_env"})
+        name, kind = entry.get("name"), entry.get("kind", "openai")
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ConfigError(f"{here}: 'name' must be a non-empty string without '/'")
+        if kind not in PROVIDER_KINDS:
+            raise ConfigError(f"{here}: 'kind' must be one of {', '.join(PROVIDER_KINDS)}")
+        if name in {s.name for s in specs} or name == "demo":
+            raise ConfigError(f"{here}: the provider name {name!r} is used twice")
+        base_url = entry.get("base_url", "")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{here}: 'base_url' must be an http(s) URL")
+        key_env = entry.get("api_key_env", "")
+        if key_env and key_env not in env:
+            raise ConfigError(f"{here}: api_key_env names {key_env}, which is not set")
+        specs.append(ProviderSpec(name, kind, base_url, env.get(key_env, "") if key_env else ""))
+    return tuple(specs)
+
+
+def _models(raw: object, where: str) -> tuple[ModelSpec, ...]:
+    """The `[[models]]` table: explicit models and their capabilities."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: 'models' must be an array of tables ([[models]])")
+    keys = {"id", "label", "vision", "prefill", "system_prompt", "context_tokens"}
+    specs = []
+    for number, entry in enumerate(raw, 1):
+        here = f"{where} [[models]] #{number}"
+        entry = _table(entry, here, keys)
+        model_id = entry.get("id")
+        if not isinstance(model_id, str) or "/" not in model_id.strip("/"):
+            raise ConfigError(f"{here}: 'id' must be 'provider/model'")
+        for flag in ("vision", "prefill", "system_prompt"):
+            if flag in entry and not isinstance(entry[flag], bool):
+                raise ConfigError(f"{here}: {flag!r} must be true or false")
+        context = entry.get("context_tokens")
+        if context is not None and (not isinstance(context, int) or context < 1):
+            raise ConfigError(f"{here}: 'context_tokens' must be a positive whole number")
+        specs.append(
+            ModelSpec(
+                model_id,
+                str(entry.get("label", "")),
+                entry.get("vision"),
+                entry.get("prefill"),
+                entry.get("system_prompt"),
+                context,
+            )
+        )
+    return tuple(specs)
+
+
+def _table(entry: object, where: str, keys: set[str]) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a table")
+    unknown = sorted(set(entry) - keys)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
+    return entry
+
+
 def _read_toml(path: str) -> dict[str, Any]:
     try:
         with Path(path).open("rb") as fh:
@@ -169,20 +284,22 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for setting in SETTINGS:
         if setting.env in env:
             values[setting.name] = _convert(setting, env[setting.env])
-    models: tuple[Mapping[str, Any], ...] = ()
+    providers: tuple[ProviderSpec, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
     config_path = env.get("DURACHAT_CONFIG")
     if config_path:
+        where = f"DURACHAT_CONFIG {config_path}"
         for key, raw in _read_toml(config_path).items():
             if key == "models":
-                models = tuple(raw)
+                models = _models(raw, where)
             elif key == "providers":
-                continue  # read by the provider registry
+                providers = _providers(raw, env, where)
             elif key in _BY_NAME:
                 values[key] = _convert(_BY_NAME[key], raw)
             else:
-                raise ConfigError(f"DURACHAT_CONFIG {config_path}: unknown setting {key!r}")
+                raise ConfigError(f"{where}: unknown setting {key!r}")
     for key, raw in overrides.items():
         if raw is not None:
             values[key] = _convert(_BY_NAME[key], raw)
     _check(values)
-    return Settings(**values, models=models)
+    return Settings(**values, providers=providers, models=models)

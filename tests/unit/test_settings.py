@@ -24,7 +24,7 @@ def _documented_default(value: object) -> str:
 def test_every_setting_is_in_the_readme_with_its_default() -> None:
     rows = {}
     for line in README.read_text().splitlines():
-        match = re.match(r"\| `(DURACHAT_[A-Z_]+)` \| ([^|]+) \|", line)
+        match = re.match(r"\| `([A-Z][A-Z0-9_]+)` \| ([^|]+) \|", line)
         if match:
             rows[match.group(1)] = match.group(2).strip()
     for setting in SETTINGS:

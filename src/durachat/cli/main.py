@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from durachat.cli import migrate, models, serve, token, user
+from durachat.cli import chat, migrate, models, serve, token, user
 
 app = typer.Typer(
     name="durachat",
@@ -16,5 +16,6 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("migrate")(migrate.migrate)
 app.command("models")(models.models)
+app.command("chat")(chat.chat)
 app.add_typer(user.app, name="user")
 app.add_typer(token.app, name="token")

@@ -3,7 +3,9 @@
 `ConversationState` applies server frames for one conversation and says when the
 client must re-subscribe (a gap, a `resync`, an unknown message). Every client of
 this package (the terminal chat, the benchmarks, the tests) keeps its state here,
-so the rules are written once.
+so the rules are written once. Frames of other conversations are ignored.
+
+Nothing here does I/O or keeps time: feed it frames, act on what it returns.
 """
 
 from __future__ import annotations
@@ -12,19 +14,53 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(slots=True)
 class MessageState:
-    id: str
-    role: str
-    parent_id: str | None
-    content: str = ""
-    seq: int = 0
-    status: str = "streaming"
-    error: dict[str, Any] | None = None
+    """One message as the client knows it: its text, last applied seq and status.
+
+    Text is appended in pieces and joined when read, so following a long reply
+    costs linear time, not quadratic.
+    """
+
+    __slots__ = ("_parts", "error", "id", "parent_id", "role", "seq", "status", "usage")
+
+    def __init__(
+        self,
+        id: str,
+        role: str,
+        parent_id: str | None,
+        content: str = "",
+        seq: int = 0,
+        status: str = "streaming",
+        error: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = id
+        self.role = role
+        self.parent_id = parent_id
+        self._parts = [content] if content else []
+        self.seq = seq
+        self.status = status
+        self.error = error
+        self.usage = usage
+
+    @property
+    def content(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def append(self, text: str) -> None:
+        self._parts.append(text)
 
     @property
     def finished(self) -> bool:
         return self.status != "streaming"
+
+    def __repr__(self) -> str:
+        return (
+            f"MessageState(id={self.id!r}, role={self.role!r}, seq={self.seq}, "
+            f"status={self.status!r}, content={self.content[:40]!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +77,22 @@ class Resubscribe:
             frame["afterSeq"] = self.after_seq
         return frame
 
+    def query(self, conversation_id: str) -> dict[str, str]:
+        """The same position as `/ws` query parameters (PROTOCOL.md section 2)."""
+        query = {"conversationId": conversation_id}
+        if self.after_message_id is not None:
+            query["afterMessageId"] = self.after_message_id
+            query["afterSeq"] = str(self.after_seq or 0)
+        return query
+
+
+def frame_conversation(frame: dict[str, Any]) -> str | None:
+    """The conversation a server frame is about, if it names one."""
+    conversation_id = frame.get("conversationId")
+    if conversation_id is None and isinstance(frame.get("conversation"), dict):
+        conversation_id = frame["conversation"].get("id")
+    return conversation_id if isinstance(conversation_id, str) else None
+
 
 @dataclass
 class ConversationState:
@@ -54,13 +106,16 @@ class ConversationState:
 
     def resume_point(self) -> Resubscribe:
         """Where to resume from: the newest assistant message and its last applied seq."""
-        for message in reversed(self.messages.values()):
-            if message.role == "assistant":
-                return Resubscribe(message.id, message.seq)
-        return Resubscribe(None, None)
+        message = self.newest_assistant()
+        if message is None:
+            return Resubscribe(None, None)
+        return Resubscribe(message.id, message.seq)
 
     def apply(self, frame: dict[str, Any]) -> Resubscribe | None:
         """Apply one server frame of this conversation; maybe ask to re-subscribe."""
+        about = frame_conversation(frame)
+        if about is not None and about != self.conversation_id:
+            return None
         kind = frame.get("type")
         if kind == "catchup":
             self._catchup(frame)
@@ -96,6 +151,7 @@ class ConversationState:
             int(wire.get("seq", 0)),
             wire.get("status", "complete"),
             wire.get("error"),
+            wire.get("usage"),
         )
         self.messages[message.id] = message
         return message
@@ -120,7 +176,7 @@ class ConversationState:
         if seq != message.seq + 1:
             self.gaps += 1
             return Resubscribe(message.id, message.seq)
-        message.content += frame["content"]
+        message.append(frame["content"])
         message.seq = seq
         return None
 
@@ -128,10 +184,17 @@ class ConversationState:
         message = self.messages.get(frame["messageId"])
         if message is None:
             return self.resume_point()
-        if int(frame["seq"]) > message.seq:
+        seq = int(frame["seq"])
+        if seq > message.seq:
             self.gaps += 1
             return Resubscribe(message.id, message.seq)
+        if seq < message.seq:
+            # We applied text the message does not have (only after a server crash):
+            # a full catch-up tells what it really holds.
+            return Resubscribe(None, None)
         message.status = frame["status"]
+        if frame.get("usage") is not None:
+            message.usage = frame["usage"]
         return None
 
     def newest_assistant(self) -> MessageState | None:

@@ -9,6 +9,7 @@ must close the vendor's HTTP stream at once (the async generator's `aclose`).
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -86,6 +87,36 @@ class ModelInfo:
             "provider": self.provider,
             "capabilities": self.capabilities.to_wire(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPolicy:
+    """Timeouts and retries of a provider's streams (see `providers/resilience.py`)."""
+
+    connect_s: float = 10.0
+    first_token_s: float = 120.0
+    idle_s: float = 120.0
+    retries: int = 3
+    backoff_s: float = 0.5
+    backoff_cap_s: float = 20.0
+
+    def delay(self, attempt: int, retry_after_s: float | None) -> float:
+        """The wait before retry number `attempt` (0-based)."""
+        wait = min(self.backoff_cap_s, self.backoff_s * 2.0**attempt) * random.uniform(0.5, 1.5)
+        if retry_after_s is not None:
+            wait = max(wait, retry_after_s)
+        return wait
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """How one configured provider is reached. The key never appears in a message."""
+
+    name: str
+    """The prefix of its model ids: `openai`, or a `[[providers]]` name."""
+    base_url: str = ""
+    api_key: str = field(default="", repr=False)
+    policy: StreamPolicy = field(default_factory=lambda: StreamPolicy())
 
 
 class Provider(Protocol):
