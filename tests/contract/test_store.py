@@ -389,7 +389,7 @@ async def test_patch_each_field(store: SqlStore, patch: ConversationPatch) -> No
     assert {k: vars_of(after)[k] for k in changed} == changed
     unchanged = set(vars_of(patch)) - set(changed)
     assert {k: vars_of(after)[k] for k in unchanged} == {k: vars_of(before)[k] for k in unchanged}
-    assert after.updated_at > before.updated_at
+    assert after.updated_at == before.updated_at, "a patch does not reorder the list"
     assert await store.get_conversation(alice.id, before.id) == after
 
 
@@ -707,3 +707,9 @@ async def test_continue_reply_refuses_other_users_and_other_states(store: SqlSto
         await store.continue_reply(other.id, turn.reply.id, None)
     with pytest.raises(Conflict):
         await store.continue_reply(user.id, turn.reply.parent_id or "", None)  # a user message
+
+
+async def test_an_empty_patch_changes_nothing(store: SqlStore) -> None:
+    alice = await make_user(store)
+    before = (await start_conversation(store, alice)).conversation
+    assert await store.update_conversation(alice.id, before.id, ConversationPatch()) == before

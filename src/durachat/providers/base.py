@@ -31,6 +31,8 @@ class ChatRequest:
     system_prompt: str = ""
     prefill: str | None = None
     """For `continue` by prefill: the partial reply, sent as a final assistant message."""
+    purpose: str = "chat"
+    """`chat`, or `title` when the server asks for a conversation's title."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ benchmarks get a model whose every word is known in advance. It streams like a
 real model: a word (with its trailing space) per chunk, `delay_ms` apart.
 
 It supports prefill (`continue`): given the partial reply it streams only what
-follows it.
+follows it. Asked for a title, it answers `Echo:` and the prompt's first words.
 
 A prompt whose first line is `!demo key=value ...` sets the reply's shape instead
 of echoing, for tests and benchmarks:
@@ -99,6 +99,15 @@ def echo_reply(prompt: str) -> str:
     )
 
 
+def demo_title(request: ChatRequest) -> str:
+    """A title request's answer: `Echo:` and the first words of the user's prompt."""
+    text = request.messages[-1].content if request.messages else ""
+    prompt = text.removeprefix("User: ").split("\n\nAssistant:")[0]
+    lines = [line for line in prompt.splitlines() if line.strip() and not line.startswith("!demo")]
+    words = " ".join(lines).split()[:5]
+    return "Echo: " + " ".join(words) if words else "Echo"
+
+
 def path_reply(request: ChatRequest) -> str:
     """One `role: text` line per message the model was sent, oldest first."""
     lines = [
@@ -143,6 +152,10 @@ class DemoProvider:
         return [ModelInfo("demo/echo", "Echo (offline demo)", "demo", capabilities)]
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
+        if request.purpose == "title":
+            yield TextDelta(demo_title(request))
+            yield Finish("stop")
+            return
         prompt = request.messages[-1].content if request.messages else ""
         options = parse_options(prompt)
         delay = (options.delay_ms if options.delay_ms is not None else self._delay_ms) / 1000

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from durachat.domain import Conversation, Message, Role, Status, branch_path, new_id
-from durachat.errors import BadRequest, NotFound
+from durachat.errors import BadRequest, NotFound, TooLarge
 from durachat.providers.base import ModelInfo
 from durachat.store.base import NewConversation
 
@@ -175,3 +175,24 @@ def plan_regenerate(
     path = branch_path(history, answered.parent_id)
     reply = _reply(conversation.id, answered.parent_id, info)
     return Plan(conversation.id, path[-1], False, reply, path)
+
+
+CHARS_PER_TOKEN = 4
+"""A rough, model-independent estimate; providers report the exact count when over."""
+
+
+def check_context(path: list[Message], system_prompt: str, info: ModelInfo) -> None:
+    """Refuse, before anything is stored, a conversation the model cannot read whole.
+
+    Nothing is ever silently cut: the user is told the size and the limit.
+    """
+    limit = info.capabilities.context_tokens
+    if limit is None:
+        return
+    chars = len(system_prompt) + sum(len(m.content) for m in path)
+    estimate = chars // CHARS_PER_TOKEN
+    if estimate > limit:
+        raise TooLarge(
+            f"this conversation is about {estimate:,} tokens, more than the {limit:,}-token "
+            f"context window of {info.id}; start a new conversation or edit an earlier message"
+        )

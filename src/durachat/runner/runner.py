@@ -43,14 +43,17 @@ from durachat.runner.commands import (
     Edit,
     Regenerate,
     StartChat,
+    check_context,
     plan_edit,
     plan_regenerate,
     plan_start,
+    title_from,
 )
 from durachat.runner.machine import ReplyMachine
 from durachat.runner.repeats import drop_repeats
+from durachat.runner.titles import write_title
 from durachat.settings import Settings
-from durachat.store.base import NewTurn, Store
+from durachat.store.base import ConversationPatch, NewTurn, Store
 from durachat.store.groupcommit import GroupCommitter
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,8 @@ class _Reply:
     task: asyncio.Task[None] | None = None
     stop_status: Status | None = None
     warned_unsaved: bool = False
+    title_from_prompt: str | None = None
+    """Set for a conversation's first reply: the prompt whose title a model may write."""
     drop_repeats_of: str = ""
 
 
@@ -112,6 +117,7 @@ class Runner:
         self._per_user: Counter[str] = Counter()
         self.accepting = True
         self.text_events = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def active(self) -> int:
@@ -207,6 +213,7 @@ class Runner:
             plan = plan_edit(command, conversation, history, info)
         else:
             plan = plan_regenerate(command, conversation, history, info)
+        check_context(plan.path, conversation.system_prompt if conversation else "", info)
         self._check_accepting(user_id)
         new_user = plan.user_message if plan.new_user_message else None
         turn = NewTurn(
@@ -241,6 +248,7 @@ class Runner:
                 f"only an interrupted reply can be continued; this one is {message.status}"
             )
         provider, info = self._registry.resolve(message.model or conversation.model)
+        check_context([*branch_path(history, message.id)], conversation.system_prompt, info)
         self._check_accepting(user_id)
         conversation, message = await self._store.continue_reply(
             user_id, message.id, command.client_message_id
@@ -279,6 +287,8 @@ class Runner:
         )
         reply = _Reply(user_id, message.conversation_id, message.id, message.epoch, machine)
         reply.drop_repeats_of = drop_repeats_of
+        if started.created:
+            reply.title_from_prompt = started.user_message.content
         self._replies[message.id] = reply
         self._by_conversation[message.conversation_id] = reply
         self._per_user[user_id] += 1
@@ -360,6 +370,34 @@ class Runner:
         except DuraChatError:
             return  # deleted while streaming
         self._bus.publish_user(reply.user_id, events.conversation_updated(conversation))
+        if reply.title_from_prompt is not None and machine.final.status is Status.COMPLETE:
+            task = asyncio.create_task(self._title(reply, conversation))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _title(self, reply: _Reply, conversation: Conversation) -> None:
+        """Have a model title a new conversation, unless the user renamed it meanwhile."""
+        prompt = reply.title_from_prompt or ""
+        try:
+            provider, info = self._registry.resolve(
+                self._settings.title_model or conversation.model
+            )
+            message = await self._store.get_message(reply.user_id, reply.message_id)
+        except DuraChatError:
+            return
+        timeout = self._settings.provider_first_token_s
+        title = await write_title(provider, info.upstream, prompt, message.content, timeout)
+        if title is None:
+            return
+        try:
+            current = await self._store.get_conversation(reply.user_id, reply.conversation_id)
+            if current.title != title_from(prompt):
+                return  # renamed by the user while the title was being written
+            patch = ConversationPatch(title=title)
+            updated = await self._store.update_conversation(reply.user_id, current.id, patch)
+        except DuraChatError:
+            return
+        self._bus.publish_user(reply.user_id, events.conversation_updated(updated))
 
     def _forget(self, reply: _Reply) -> None:
         self._replies.pop(reply.message_id, None)
@@ -426,4 +464,6 @@ class Runner:
         remaining = [r.task for r in self._replies.values() if r.task is not None]
         if remaining:
             await asyncio.wait(remaining, timeout=max(grace_s, 5.0))
+        for task in list(self._background):
+            task.cancel()
         await self.committer.close(timeout=max(grace_s, 5.0))

@@ -187,7 +187,11 @@ class Store(Protocol):
     async def update_conversation(
         self, user_id: str, conversation_id: str, patch: ConversationPatch
     ) -> Conversation:
-        """Apply the patch; `current_leaf_id` must be a message of the conversation."""
+        """Apply the patch; `current_leaf_id` must be a message of the conversation.
+
+        `updated_at` is left alone: the list is ordered by message activity, and a
+        rename, a pin or a generated title does not move a conversation up.
+        """
         ...
 
     async def delete_conversation(self, user_id: str, conversation_id: str) -> None:

@@ -404,11 +404,11 @@ async def _update_conversation(
         for f in dataclasses.fields(patch)
         if getattr(patch, f.name) is not None
     }
+    if not values:
+        return await _owned_conversation(conn, user_id, conversation_id)
     c = conversations.c
     await conn.execute(
-        update(conversations)
-        .where(c.id == conversation_id, c.user_id == user_id)
-        .values({**values, "updated_at": now_iso()})
+        update(conversations).where(c.id == conversation_id, c.user_id == user_id).values(values)
     )
     return await _owned_conversation(conn, user_id, conversation_id)
 
