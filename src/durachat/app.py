@@ -25,8 +25,7 @@ from durachat.bus.memory import MemoryBus
 from durachat.providers.registry import build_registry
 from durachat.runner.runner import Runner
 from durachat.settings import Settings
-from durachat.store.engine import SqliteLimits
-from durachat.store.sql import SqlStore, open_store
+from durachat.store.configured import open_configured_store
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +36,6 @@ _INDEX = """<!doctype html>
 <code>durachat chat</code>, the WebSocket at <code>/ws</code> or the HTTP API
 (<a href="/docs">/docs</a>).</p></body></html>
 """
-
-
-async def open_configured_store(settings: Settings) -> SqlStore:
-    """The store the settings name (not yet migrated)."""
-    limits = SqliteLimits(settings.sqlite_busy_ms, settings.sqlite_max_pages)
-    return await open_store(settings.resolved_database_url, limits)
 
 
 async def build_services(settings: Settings) -> Services:

@@ -11,10 +11,9 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
-from durachat.app import open_configured_store
 from durachat.errors import ConfigError, DuraChatError
 from durachat.settings import Settings, load_settings
-from durachat.store.sql import SqlStore
+from durachat.store.base import Store
 
 T = TypeVar("T")
 
@@ -41,8 +40,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
 
 
-async def with_store(config: Settings, body: Callable[[SqlStore], Awaitable[T]]) -> T:
+async def with_store(config: Settings, body: Callable[[Store], Awaitable[T]]) -> T:
     """Open the database (creating it and applying migrations), run body, close."""
+    # imported here: commands that need no database (chat, --help) start faster
+    from durachat.store.configured import open_configured_store
+
     store = await open_configured_store(config)
     try:
         await store.migrate()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from durachat.cli import common
-from durachat.store.sql import SqlStore
+from durachat.store.base import Store
 
 
-async def _nothing(_: SqlStore) -> None:
+async def _nothing(_: Store) -> None:
     return None
 
 

@@ -1,9 +1,7 @@
-"""`durachat serve`: run the server with uvicorn.
+"""`durachat serve`: check the settings, bind the port, run the server.
 
-WebSocket per-message compression is off (tiny token frames gain nothing and each
-socket would cost 25-90 KB); the frame size limit is `DURACHAT_MAX_FRAME_BYTES`.
 The listening socket is bound here first so that a port in use is reported in one
-line.
+line; `durachat.server` runs the app on it.
 """
 
 from __future__ import annotations
@@ -14,11 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
-from fastapi import FastAPI
 
 from durachat import logs
-from durachat.app import create_app, drain
 from durachat.cli import common
 from durachat.settings import Settings
 
@@ -59,27 +54,6 @@ def _check(config: Settings) -> None:
             common.fail(f"cannot create the data directory {config.data_dir}: {exc.strerror}")
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, with DuraChat's graceful drain before connections are torn down.
-
-    On SIGTERM/SIGINT uvicorn would close every WebSocket at once (1012) and only
-    then tell the app; DuraChat first lets running replies finish (up to the
-    grace period), stores the rest, and closes sockets itself with 1001.
-    """
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
-        super().__init__(config)
-        self._app = app
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        services = getattr(self._app.state, "services", None)
-        if services is not None:
-            for server in self.servers:
-                server.close()  # no new connections while draining
-            await drain(services)
-        await super().shutdown(sockets)
-
-
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
@@ -93,19 +67,8 @@ def serve(
     _check(config)
     logs.configure(config.log_format, config.log_level)
     sock = _bind(config.host, config.port)
-    app = create_app(config)
-    uvicorn_config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level=config.log_level,
-        access_log=False,
-        ws_per_message_deflate=False,
-        ws_max_size=config.max_frame_bytes,
-        timeout_graceful_shutdown=int(config.shutdown_grace_s) + 1,
-        lifespan="on",
-    )
-    server = _Server(uvicorn_config, app)
+    from durachat.server import run  # the server stack loads only for `serve`
+
     typer.echo(f"DuraChat serving on http://{config.host}:{config.port}", err=True)
-    server.run(sockets=[sock])
-    if server.started is False:
+    if not run(config, sock):
         raise SystemExit(1)

@@ -9,7 +9,7 @@ import typer
 from durachat.auth.tokens import new_token
 from durachat.cli import common
 from durachat.errors import NotFound
-from durachat.store.sql import SqlStore
+from durachat.store.base import Store
 
 app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def create(
     config = common.settings()
     token, token_hash = new_token()
 
-    async def body(store: SqlStore) -> None:
+    async def body(store: Store) -> None:
         found = await store.find_user(username)
         if found is None:
             raise NotFound(f"no user named {username!r}")

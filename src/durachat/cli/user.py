@@ -10,7 +10,7 @@ import typer
 from durachat.auth.passwords import check_rules, hash_password
 from durachat.cli import common
 from durachat.errors import BadRequest
-from durachat.store.sql import SqlStore
+from durachat.store.base import Store
 
 app = typer.Typer(help="Manage local accounts.", no_args_is_help=True)
 
@@ -42,7 +42,7 @@ def create(
         common.fail(exc.message)
     config = common.settings()
 
-    async def body(store: SqlStore) -> None:
+    async def body(store: Store) -> None:
         await store.create_user(username, hash_password(password), is_admin=admin)
 
     common.run(common.with_store(config, body))
