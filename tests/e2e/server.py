@@ -19,6 +19,9 @@ from typing import Any
 
 import orjson
 
+# a developer's own keys must never reach a test server (it would call the vendors)
+_OWN_PREFIXES = ("DURACHAT_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "OLLAMA_")
+
 FAST_SETTINGS = {
     "DURACHAT_AUTH": "off",
     "DURACHAT_DEMO_DELAY_MS": "5",
@@ -53,7 +56,7 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, wait: bool = True) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DURACHAT_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
         env.update(self.env)
         env["DURACHAT_DATA_DIR"] = str(self.data_dir)
         env["DURACHAT_PORT"] = str(self.port)
