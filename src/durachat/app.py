@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from durachat import __version__
-from durachat.api import conversations, errors, health
+from durachat.api import conversations, errors, health, sse
 from durachat.api.deps import Services
 from durachat.api.ws import websocket_endpoint
 from durachat.auth.identity import Identity
@@ -92,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(conversations.router)
+    app.include_router(sse.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_api_websocket_route("/test/ws", websocket_endpoint)
 
