@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from durachat.errors import BadRequest
+from durachat.runner.commands import Command, Continue, Edit, Regenerate, StartChat
 
 _ID = Field(min_length=1, max_length=200)
 
@@ -149,3 +150,28 @@ def parse_client_frame(text: str) -> AnyClientFrame:
         return model.model_validate(raw)  # type: ignore[return-value]
     except ValidationError as exc:
         raise BadRequest(f"{kind}: {describe(exc)}") from None
+
+
+def to_command(
+    frame: StartChatFrame | EditFrame | RegenerateFrame | ContinueFrame,
+) -> Command:
+    """The runner's command for a generating frame."""
+    match frame:
+        case StartChatFrame():
+            return StartChat(
+                frame.prompt,
+                frame.conversation_id,
+                frame.model,
+                frame.client_message_id,
+                frame.parent_id,
+            )
+        case EditFrame():
+            return Edit(
+                frame.conversation_id, frame.message_id, frame.prompt, frame.client_message_id
+            )
+        case RegenerateFrame():
+            return Regenerate(
+                frame.conversation_id, frame.message_id, frame.model, frame.client_message_id
+            )
+        case ContinueFrame():
+            return Continue(frame.conversation_id, frame.message_id, frame.client_message_id)

@@ -37,7 +37,7 @@ from durachat.api.sync import bring_up_to_date
 from durachat.bus.base import Bus
 from durachat.bus.outbox import Outbox
 from durachat.errors import BadRequest, Unavailable
-from durachat.runner.commands import StartChat
+from durachat.runner.commands import Command, StartChat
 from durachat.runner.runner import Started
 
 KEEPALIVE_S = 15.0
@@ -209,7 +209,7 @@ def _new_stream(services: Services, user_id: str, conversation_id: str | None) -
     return EventStream(services.bus, outbox, conversation_id)
 
 
-async def _chat(services: Services, user_id: str, command: StartChat) -> EventStreamResponse:
+async def _chat(services: Services, user_id: str, command: Command) -> EventStreamResponse:
     """Start a reply, then stream it; errors before that are JSON answers."""
     stream = _new_stream(services, user_id, None)
     try:
@@ -226,10 +226,7 @@ async def _chat(services: Services, user_id: str, command: StartChat) -> EventSt
 @router.post("/api/chat", responses=_DOC_RESPONSES)
 async def post_chat(services: ServicesDep, user: UserDep, body: ChatBody) -> EventStreamResponse:
     """Start a reply (a `start_chat` without `type`) and stream it until its `done`."""
-    command = StartChat(
-        body.prompt, body.conversation_id, body.model, body.client_message_id, body.parent_id
-    )
-    return await _chat(services, user.id, command)
+    return await _chat(services, user.id, protocol.to_command(body))
 
 
 @router.get("/test/chat", responses=_DOC_RESPONSES)

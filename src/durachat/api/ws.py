@@ -26,7 +26,7 @@ from durachat.api.sync import bring_up_to_date
 from durachat.bus.outbox import Outbox
 from durachat.domain import User, new_id
 from durachat.errors import BadRequest, DuraChatError, Forbidden
-from durachat.runner.commands import Command, Continue, Edit, Regenerate, StartChat
+from durachat.runner.commands import Command
 from durachat.runner.runner import Started
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Connection:
                 | protocol.RegenerateFrame()
                 | protocol.ContinueFrame()
             ):
-                await self._start(_command(frame))
+                await self._start(protocol.to_command(frame))
             case protocol.SubscribeFrame():
                 await bring_up_to_date(
                     services.store,
@@ -159,34 +159,6 @@ class Connection:
         self.services.bus.subscribe(self.outbox, started.conversation.id)
         if started.created:
             self.outbox.push_data(started.ack().data)
-
-
-def _command(
-    frame: protocol.StartChatFrame
-    | protocol.EditFrame
-    | protocol.RegenerateFrame
-    | protocol.ContinueFrame,
-) -> Command:
-    """The runner's command for a generating frame."""
-    match frame:
-        case protocol.StartChatFrame():
-            return StartChat(
-                frame.prompt,
-                frame.conversation_id,
-                frame.model,
-                frame.client_message_id,
-                frame.parent_id,
-            )
-        case protocol.EditFrame():
-            return Edit(
-                frame.conversation_id, frame.message_id, frame.prompt, frame.client_message_id
-            )
-        case protocol.RegenerateFrame():
-            return Regenerate(
-                frame.conversation_id, frame.message_id, frame.model, frame.client_message_id
-            )
-        case protocol.ContinueFrame():
-            return Continue(frame.conversation_id, frame.message_id, frame.client_message_id)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
