@@ -4,8 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+# The web UI (web/) is built into the package; rebuilt only when its sources change.
+WEB_BUILD := src/durachat/static/index.html
+WEB_DEPS := web/node_modules/.installed
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts \
+	web/tsconfig.json web/tsconfig.node.json web/package.json web/package-lock.json
 
-.PHONY: install run test check format system-deps lock clean
+.PHONY: install run test check format system-deps lock clean web web-check
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +20,16 @@ $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_DEPS)
+
+$(WEB_BUILD): $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && npm run --silent build -- --logLevel warn
+
+web: $(WEB_BUILD)
+
+install: $(STAMP) $(WEB_BUILD)
 
 # Until accounts land, `make run` starts in single-user mode on loopback.
 run: install
@@ -27,8 +41,16 @@ system-deps:
 		echo "installing PostgreSQL binaries for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
-check: install
+# Type checks (svelte-check, tsc) and unit tests (vitest) of the web UI.
+web-check: $(WEB_DEPS)
+	cd web && npm run --silent check && npm test --silent
+
+check: install web-check
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
@@ -47,3 +69,4 @@ lock: install
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf web/node_modules src/durachat/static

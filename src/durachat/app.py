@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from durachat import __version__
 from durachat.api import conversations, errors, health, sse
 from durachat.api.deps import Services
+from durachat.api.static import mount as mount_web_ui
 from durachat.api.ws import websocket_endpoint
 from durachat.auth.identity import Identity
 from durachat.bus.memory import MemoryBus
@@ -96,8 +97,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_api_websocket_route("/test/ws", websocket_endpoint)
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(_INDEX)
+    # The built web UI answers every path no route above took: keep it last. Without
+    # a build (a source install that skipped `make`), `/` shows the placeholder.
+    if not mount_web_ui(app):
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> HTMLResponse:
+            return HTMLResponse(_INDEX)
 
     return app
