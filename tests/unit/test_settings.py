@@ -69,3 +69,60 @@ def test_unknown_keys_and_bad_toml_in_the_file(tmp_path: Path) -> None:
 def test_the_database_defaults_to_sqlite_in_the_data_dir() -> None:
     settings = load_settings({"DURACHAT_DATA_DIR": "/srv/dc"})
     assert settings.resolved_database_url == "sqlite:////srv/dc/durachat.db"
+
+
+def write(tmp_path: Path, text: str) -> dict[str, str]:
+    config = tmp_path / "durachat.toml"
+    config.write_text(text)
+    return {"DURACHAT_CONFIG": str(config), "LOCAL_KEY": "secret-value"}
+
+
+def test_providers_and_models_tables(tmp_path: Path) -> None:
+    env = write(
+        tmp_path,
+        """
+[[providers]]
+name = "local"
+kind = "openai"
+base_url = "http://127.0.0.1:8000/v1"
+api_key_env = "LOCAL_KEY"
+
+[[models]]
+id = "local/Qwen2.5-7B"
+label = "Qwen"
+prefill = false
+context_tokens = 32768
+""",
+    )
+    settings = load_settings(env)
+    [provider] = settings.providers
+    assert (provider.name, provider.kind, provider.api_key) == ("local", "openai", "secret-value")
+    assert "secret-value" not in repr(provider)
+    [model] = settings.models
+    assert (model.id, model.label, model.prefill, model.context_tokens) == (
+        "local/Qwen2.5-7B",
+        "Qwen",
+        False,
+        32768,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[providers]]\nkind = "openai"\nbase_url = "http://x"', "'name' must be"),
+        ('[[providers]]\nname = "a"\nkind = "cohere"\nbase_url = "http://x"', "'kind' must be"),
+        ('[[providers]]\nname = "a"\nbase_url = "ftp://x"', "'base_url' must be"),
+        ('[[providers]]\nname = "a"\nbase_url = "http://x"\napi_key_env = "NOPE"', "NOPE"),
+        ('[[providers]]\nname = "a"\nbase_url = "http://x"\ncolour = 1', "unknown key 'colour'"),
+        ('[[providers]]\nname = "demo"\nbase_url = "http://x"', "used twice"),
+        ('[[models]]\nid = "no-slash"', "'id' must be 'provider/model'"),
+        ('[[models]]\nid = "a/b"\nvision = "yes"', "'vision' must be true or false"),
+        ('[[models]]\nid = "a/b"\ncontext_tokens = -5', "'context_tokens' must be"),
+        ('models = "x"', "'models' must be an array of tables"),
+    ],
+)
+def test_table_mistakes_name_the_entry_and_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        load_settings(write(tmp_path, text))
+    assert "durachat.toml" in str(caught.value)
