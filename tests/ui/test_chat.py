@@ -82,7 +82,9 @@ def test_stop_by_button_and_by_escape(server: Server, page: Page) -> None:
     expect(last_reply(page)).to_contain_text("Stopped.")
     assert "w1000" not in reply_text(page)
     send(page, "!demo chunks=1000 delay_ms=20")
+    expect(page.locator("article.message.assistant")).to_have_count(2)
     wait_text(page, lambda t: "w5" in t)
+    wait_status(page, "streaming")
     page.keyboard.press("Escape")
     wait_status(page, "cancelled")
 
@@ -168,3 +170,32 @@ def test_model_output_cannot_run_script(server: Server, page: Page) -> None:
         link.click(modifiers=["Control"])  # would open a tab; must run nothing here
     page.wait_for_timeout(100)
     assert page.evaluate("window.__xss") is None
+
+
+def test_auto_scroll_follows_the_reply_until_the_reader_scrolls_up(
+    server: Server, page: Page
+) -> None:
+    page.goto(chat_url(server))
+    send(page, "!demo chunks=400 delay_ms=10 pad=30")
+    scroller = page.locator(".scroller")
+
+    def gap() -> float:
+        return float(scroller.evaluate("e => e.scrollHeight - e.scrollTop - e.clientHeight"))
+
+    def overflow() -> float:
+        return float(scroller.evaluate("e => e.scrollHeight - e.clientHeight"))
+
+    for _ in range(300):
+        if overflow() > 400:
+            break
+        page.wait_for_timeout(20)
+    assert gap() < 60  # following the reply
+    scroller.hover()
+    page.mouse.wheel(0, -300)
+    page.wait_for_timeout(150)
+    top = scroller.evaluate("e => e.scrollTop")
+    page.wait_for_timeout(500)  # the reply keeps growing below
+    assert scroller.evaluate("e => e.scrollTop") == top
+    assert gap() > 100
+    page.keyboard.press("Escape")
+    wait_status(page, "cancelled")

@@ -12,29 +12,31 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-const md: Md = new MarkdownIt({
-  html: false,
-  linkify: true,
-  breaks: false,
-  highlight(code: string, lang: string): string {
-    let body: string;
-    if (lang && hljs.getLanguage(lang)) {
-      try {
-        body = hljs.highlight(code, { language: lang, ignoreIllegals: true }).value;
-      } catch {
-        body = escapeHtml(code);
-      }
-    } else {
+function codeBlock(code: string, lang: string): string {
+  let body: string;
+  if (lang && hljs.getLanguage(lang)) {
+    try {
+      body = hljs.highlight(code, { language: lang, ignoreIllegals: true }).value;
+    } catch {
       body = escapeHtml(code);
     }
-    const label = escapeHtml(lang || 'text');
-    return (
-      `<div class="code-block"><div class="code-head"><span>${label}</span>` +
-      `<button type="button" class="copy-code" aria-label="Copy code">Copy</button></div>` +
-      `<pre><code class="hljs">${body}</code></pre></div>`
-    );
-  },
-});
+  } else {
+    body = escapeHtml(code);
+  }
+  const label = escapeHtml(lang || 'text');
+  return (
+    `<div class="code-block"><div class="code-head"><span>${label}</span>` +
+    `<button type="button" class="copy-code" aria-label="Copy code">Copy</button></div>` +
+    `<pre><code class="hljs">${body}</code></pre></div>\n`
+  );
+}
+
+const md: Md = new MarkdownIt({ html: false, linkify: true, breaks: false });
+md.renderer.rules.fence = (tokens: Token[], idx: number) => {
+  const token = tokens[idx]!;
+  const lang = token.info.trim().split(/\s+/)[0] ?? '';
+  return codeBlock(token.content, lang);
+};
 
 // Math: $$...$$ blocks and $...$ inline, rendered by KaTeX (which never emits script).
 function mathPlugin(parser: Md): void {
