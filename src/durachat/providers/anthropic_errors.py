@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import math
 import re
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 from anthropic import AnthropicError, APIConnectionError, APIStatusError, APITimeoutError
 
 from durachat.errors import ProviderError
 from durachat.providers.anthropic_wire import ANTHROPIC_API_URL
 from durachat.providers.resilience import Retryable
+from durachat.providers.vendor_errors import ErrorContext, retry_after
+from durachat.providers.vendor_errors import display_url as _display_url
+
+
+def display_url(base_url: str) -> str:
+    """`base_url` (Anthropic's API when empty) without credentials, for messages."""
+    return _display_url(base_url, ANTHROPIC_API_URL)
+
 
 _TOO_LONG = re.compile(r"prompt is too long|context (window|length)|too many (input )?tokens", re.I)
 _LIMIT = re.compile(r"(\d[\d,]*)\s*tokens?\s*>\s*(\d[\d,]*)")
@@ -31,57 +34,6 @@ _PREFILL = re.compile(r"prefill", re.I)
 _SPEND = ("enforced_spend_limit_reached", "contract_spend_limit_reached")
 _RETRY_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
 _DETAIL_CHARS = 300
-
-
-def display_url(base_url: str) -> str:
-    """`base_url` without credentials or query, fit for an error message."""
-    parts = urlsplit(base_url or ANTHROPIC_API_URL)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorContext:
-    """Who failed, for the message: the provider's name and where it lives."""
-
-    name: str
-    base_url: str
-    """Without credentials (`display_url`)."""
-    api_key: str = field(default="", repr=False)
-
-    @property
-    def key_hint(self) -> str:
-        if self.name == "anthropic":
-            return "ANTHROPIC_API_KEY"
-        return f"the api_key_env of [[providers]] {self.name!r}"
-
-    def scrub(self, text: str) -> str:
-        """`text` without the API key, on one line, shortened."""
-        if self.api_key:
-            text = text.replace(self.api_key, "***")
-        text = " ".join(text.split())
-        return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def _server_message(exc: APIStatusError) -> str:

@@ -37,7 +37,7 @@ from durachat.providers.base import (
     ReasoningDelta,
     TextDelta,
 )
-from durachat.providers.gemini_errors import ErrorContext, describe, display_url
+from durachat.providers.gemini_errors import context, describe
 from durachat.providers.gemini_wire import (
     build_contents,
     generation_config,
@@ -82,7 +82,7 @@ class GeminiProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self._config = config
-        self._errors = ErrorContext(config.name, display_url(config.base_url), config.api_key)
+        self._errors = context(config.name, config.base_url, config.api_key)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(None, connect=config.policy.connect_s),
             event_hooks={

@@ -13,57 +13,35 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from google.genai import errors
 
 from durachat.errors import ProviderError
 from durachat.providers.resilience import Retryable
+from durachat.providers.vendor_errors import ErrorContext
+from durachat.providers.vendor_errors import display_url as _display_url
 
 GEMINI_API_URL = "https://generativelanguage.googleapis.com"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
 _CONTEXT_WORDS = re.compile(r"input token count|exceeds the maximum number of tokens", re.I)
-_KEY_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED")
-_DETAIL_CHARS = 300
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorContext:
-    """Who failed, for the message: the provider's name, where it lives, its key."""
-
-    name: str
-    base_url: str
-    api_key: str = field(default="", repr=False)
-
-    @property
-    def who(self) -> str:
-        """The provider as messages name it."""
-        return "Gemini" if self.name == "gemini" else f"{self.name} (Gemini)"
-
-    @property
-    def key_hint(self) -> str:
-        """Where the user sets this provider's key."""
-        if self.name == "gemini":
-            return "GEMINI_API_KEY"
-        return f"the api_key_env of [[providers]] {self.name!r}"
-
-    def scrub(self, text: str) -> str:
-        """`text` without the API key, on one line, shortened."""
-        if self.api_key:
-            text = text.replace(self.api_key, "***")
-        text = " ".join(text.split())
-        return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
 
 
 def display_url(base_url: str) -> str:
-    """`base_url` without credentials or query, fit for an error message."""
-    parts = urlsplit(base_url or GEMINI_API_URL)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
+    """`base_url` (Google's API when empty) without credentials, for messages."""
+    return _display_url(base_url, GEMINI_API_URL)
+
+
+def context(name: str, base_url: str, api_key: str) -> ErrorContext:
+    """The error context of a Gemini provider: named `Gemini`, or `<name> (Gemini)`."""
+    label = "Gemini" if name == "gemini" else f"{name} (Gemini)"
+    return ErrorContext(name, display_url(base_url), api_key, label)
+
+
+_KEY_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED")
+_DETAIL_CHARS = 300
 
 
 def _details(exc: errors.APIError) -> list[Mapping[str, Any]]:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncGenerator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from durachat.domain import Usage
 from durachat.errors import ProviderError
+from durachat.providers import vendor_errors
 from durachat.providers.base import (
     Capabilities,
     ChatRequest,
@@ -45,9 +45,7 @@ _DETAIL_CHARS = 300
 
 def display_url(base_url: str) -> str:
     """`base_url` without credentials or query, fit for a message."""
-    parts = urlsplit(base_url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
+    return vendor_errors.display_url(base_url, base_url)
 
 
 def build_messages(request: ChatRequest) -> list[dict[str, str]]:
@@ -200,7 +198,7 @@ class OllamaProvider:
         if status in (401, 403):
             return ProviderError(f"{self._who} refused access ({status}){suffix}")
         if status == 429 or status >= 500:
-            wait = _retry_after(response)
+            wait = vendor_errors.retry_after(response.headers)
             if wait is not None and wait > self._config.policy.backoff_cap_s:
                 return ProviderError(
                     f"{self._who} is busy ({status}), retry in {math.ceil(wait)} s"
@@ -219,14 +217,6 @@ class OllamaProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw else None
-    except ValueError:
-        return None
 
 
 __all__ = ["OllamaProvider", "build_messages", "display_url", "is_chat_model", "read_line"]

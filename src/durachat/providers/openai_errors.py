@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 
 from openai import APIConnectionError, APIStatusError, APITimeoutError, OpenAIError
 
 from durachat.errors import ProviderError
 from durachat.providers.resilience import Retryable
+from durachat.providers.vendor_errors import ErrorContext, retry_after
 
 _CONTEXT_WORDS = re.compile(r"context[ _](length|window|size)|maximum context", re.IGNORECASE)
 _CONTEXT_LIMIT = re.compile(
@@ -28,51 +26,6 @@ _CONTEXT_LIMIT = re.compile(
 )
 _RETRY_STATUSES = (408, 409, 429)
 _DETAIL_CHARS = 300
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorContext:
-    """Who failed, for the message: the provider's name and where it lives."""
-
-    name: str
-    base_url: str
-    """Without credentials (`openai_wire.display_url`)."""
-    api_key: str = field(default="", repr=False)
-
-    @property
-    def key_hint(self) -> str:
-        """Where the user sets this provider's key."""
-        if self.name == "openai":
-            return "OPENAI_API_KEY"
-        return f"the api_key_env of [[providers]] {self.name!r}"
-
-    def scrub(self, text: str) -> str:
-        """`text` without the API key, shortened."""
-        if self.api_key:
-            text = text.replace(self.api_key, "***")
-        text = " ".join(text.split())
-        return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def _server_message(exc: APIStatusError) -> str:

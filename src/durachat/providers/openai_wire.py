@@ -25,6 +25,7 @@ from openai.types.chat import (
 from openai.types.completion_usage import CompletionUsage
 
 from durachat.domain import Usage
+from durachat.providers import vendor_errors
 from durachat.providers.base import Capabilities, ChatRequest, ModelInfo, PromptMessage
 
 OPENAI_API_URL = "https://api.openai.com/v1"
@@ -58,11 +59,8 @@ def is_openai_api(base_url: str) -> bool:
 
 
 def display_url(base_url: str) -> str:
-    """`base_url` without credentials or query, fit for an error message."""
-    parts = urlsplit(base_url or OPENAI_API_URL)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
+    """`base_url` (OpenAI's API when empty) without credentials, for messages."""
+    return vendor_errors.display_url(base_url, OPENAI_API_URL)
 
 
 def _message(message: PromptMessage) -> ChatCompletionMessageParam:
