@@ -17,11 +17,15 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from durachat import __version__
-from durachat.api import conversations, errors, health, sse
+from durachat.api import admin, auth, conversations, errors, health, sse
 from durachat.api.deps import Services
+from durachat.api.security import SecurityHeaders
 from durachat.api.static import mount as mount_web_ui
 from durachat.api.ws import websocket_endpoint
 from durachat.auth.identity import Identity
+from durachat.auth.network import Proxies
+from durachat.auth.ratelimit import LoginLimiter
+from durachat.auth.tokens import new_token
 from durachat.bus.memory import MemoryBus
 from durachat.providers.registry import build_registry
 from durachat.runner.runner import Runner
@@ -50,11 +54,29 @@ async def build_services(settings: Settings) -> Services:
     bus = MemoryBus(settings.replay_ttl_s)
     identity = Identity(store, settings.auth_enabled, settings.public_url, settings.extra_origins)
     runner = Runner(settings, store, bus, registry)
-    return Services(settings, store, bus, registry, runner, identity)
+    proxies = Proxies(settings.proxy_networks, settings.public_url)
+    limiter = LoginLimiter(
+        settings.login_window_s, settings.login_max_per_account, settings.login_max_per_address
+    )
+    return Services(settings, store, bus, registry, runner, identity, proxies, limiter)
+
+
+async def offer_setup(services: Services) -> None:
+    """With accounts on and no user yet, print a one-time setup token: it lets a
+    browser on another machine create the first admin (loopback needs none)."""
+    if not services.settings.auth_enabled or await services.store.list_users():
+        return
+    services.setup_token = new_token()[0]
+    log.warning(
+        "no account exists yet: create the first admin at /api/auth/setup from this "
+        "machine, or from elsewhere with the one-time setup token %s",
+        services.setup_token,
+    )
 
 
 async def start_services(services: Services) -> None:
     await services.identity.ensure_local_user()
+    await offer_setup(services)
     await services.runner.start()
     services.ready = True
 
@@ -91,7 +113,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="DuraChat", version=__version__, lifespan=lifespan)
     errors.install(app)
+    app.add_middleware(SecurityHeaders)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
     app.include_router(conversations.router)
     app.include_router(sse.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)

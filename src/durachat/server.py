@@ -48,6 +48,9 @@ def run(config: Settings, sock: socket.socket) -> bool:
         ws_max_size=config.max_frame_bytes,
         timeout_graceful_shutdown=int(config.shutdown_grace_s) + 1,
         lifespan="on",
+        # forwarded headers are judged by `auth/network.py` against
+        # DURACHAT_TRUSTED_PROXIES; uvicorn's own default trusts 127.0.0.1
+        proxy_headers=False,
     )
     server = _Server(uvicorn_config, app)
     server.run(sockets=[sock])

@@ -74,6 +74,19 @@ class Settings:
     public_url: str = _setting(
         "", "The URL users reach (behind a proxy); its origin is the server's own origin."
     )
+    trusted_proxies: str = _setting(
+        "",
+        "Addresses or networks of reverse proxies (comma separated) whose "
+        "`X-Forwarded-For`/`-Proto` are believed; nobody else's are.",
+    )
+    session_ttl_s: int = _setting(1_209_600, "Lifetime of a login session, seconds.")
+    login_window_s: int = _setting(900, "Window in which failed logins are counted, seconds.")
+    login_max_per_account: int = _setting(
+        10, "Failed logins for one account from one address within the window before 429."
+    )
+    login_max_per_address: int = _setting(
+        30, "Failed logins from one address in all within the window before 429."
+    )
     default_model: str = _setting(
         "", "Model for new conversations; empty: the first configured, else `demo/echo`."
     )
@@ -126,6 +139,10 @@ class Settings:
     @property
     def auth_enabled(self) -> bool:
         return self.auth != "off"
+
+    @property
+    def proxy_networks(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     @property
     def resolved_database_url(self) -> str:

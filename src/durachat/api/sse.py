@@ -142,6 +142,11 @@ class EventStream:
             async with asyncio.timeout(SHUTDOWN_WAIT_S):
                 await self._ended.wait()
 
+    async def end(self, code: int, reason: str) -> None:
+        """End the stream now (the account was disabled or removed)."""
+        self.outbox.close()
+        self.close()
+
     async def events(self) -> AsyncIterator[bytes]:
         """The response body: batches of events, a keep-alive comment when idle."""
         while True:

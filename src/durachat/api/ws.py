@@ -71,6 +71,12 @@ class Connection:
         with contextlib.suppress(Exception):
             await self.websocket.close(CLOSE_GOING_AWAY, "server shutting down")
 
+    async def end(self, code: int, reason: str) -> None:
+        """Close now (the account was disabled or removed): nothing more is sent."""
+        self.outbox.close()
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code, reason)
+
     async def _receive_loop(self) -> None:
         receive = self.websocket.receive
         while True:

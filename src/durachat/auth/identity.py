@@ -1,22 +1,33 @@
 """Who a request or a WebSocket upgrade belongs to.
 
 HTTP and WebSocket share this one path: an `Authorization: Bearer <token>` header
-names a user through their API token; in single-user mode (`DURACHAT_AUTH=off`)
-every request belongs to the local user. Browser sessions arrive with the accounts
-work. Also the Origin rule of PROTOCOL.md section 2.
+names a user through their API token, else the session cookie set by login names
+them through their session; in single-user mode (`DURACHAT_AUTH=off`) every
+request belongs to the local user. Also the Origin rule of PROTOCOL.md section 2.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from durachat.auth.sessions import session_secret
 from durachat.auth.tokens import hash_token
 from durachat.domain import User
 from durachat.errors import Forbidden, Unauthorized
 from durachat.store.base import Store
 
 LOCAL_USERNAME = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated user and how: `token`, `session` (a cookie) or `local`."""
+
+    user: User
+    via: str
+    session_hash: str | None = None
 
 
 class Identity:
@@ -41,19 +52,32 @@ class Identity:
         else:
             self._local = found[0]
 
+    @property
+    def auth_enabled(self) -> bool:
+        return self._auth_enabled
+
     async def user(self, headers: Mapping[str, str]) -> User:
         """The user the headers authenticate; `Unauthorized` or `Forbidden` otherwise."""
+        return (await self.authenticate(headers)).user
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The user the headers authenticate and how; `Unauthorized` or `Forbidden`."""
         authorization = headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             user = await self._store.user_for_token(hash_token(token.strip()))
             if user is None:
                 raise Unauthorized("the API token is invalid or revoked")
-            if user.disabled:
-                raise Forbidden("this account is disabled")
-            return user
+            return Principal(_enabled(user), "token")
+        secret = session_secret(headers) if self._auth_enabled else None
+        if secret is not None:
+            session_hash = hash_token(secret)
+            user = await self._store.user_for_session(session_hash)
+            if user is None:
+                raise Unauthorized("the session has expired or ended; sign in again")
+            return Principal(_enabled(user), "session", session_hash)
         if not self._auth_enabled and self._local is not None:
-            return self._local
+            return Principal(self._local, "local")
         raise Unauthorized("sign in or send an API token as 'Authorization: Bearer <token>'")
 
     def origin_allowed(self, headers: Mapping[str, str]) -> bool:
@@ -69,6 +93,12 @@ class Identity:
         host = headers.get("host", "")
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and bool(host) and parts.netloc == host
+
+
+def _enabled(user: User) -> User:
+    if user.disabled:
+        raise Forbidden("this account is disabled")
+    return user
 
 
 def _origin(url: str) -> str:

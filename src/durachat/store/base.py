@@ -103,6 +103,15 @@ class ConversationPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ApiTokenInfo:
+    """An API token as its owner sees it listed: never the token itself."""
+
+    id: str
+    name: str
+    created_at: str
+
+
 @dataclass(slots=True)
 class StoreStats:
     """Counters read by `/metrics` and by the tests that measure the write path."""
@@ -152,6 +161,41 @@ class Store(Protocol):
     async def user_for_token(self, token_hash: str) -> User | None:
         """The enabled user owning the token with this hash, or None."""
         ...
+
+    async def list_api_tokens(self, user_id: str) -> list[ApiTokenInfo]:
+        """The user's tokens, oldest first."""
+        ...
+
+    async def revoke_api_token(self, user_id: str, token_id: str) -> None:
+        """Delete the user's token; `NotFound` if it is not theirs."""
+        ...
+
+    async def list_users(self) -> list[User]:
+        """Every account, by username (administration)."""
+        ...
+
+    async def set_password(self, user_id: str, password_hash: str) -> None:
+        """Store a new hash and end the user's sessions; `NotFound` for no such user."""
+        ...
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        """Disable (ending the user's sessions) or enable; `Conflict` for the last admin."""
+        ...
+
+    async def delete_user(self, user_id: str) -> None:
+        """Delete the user and all they own; `Conflict` for the last admin."""
+        ...
+
+    # sessions
+    async def create_session(self, user_id: str, id_hash: str, expires_at: str) -> None:
+        """Record a login session by the hash of its secret."""
+        ...
+
+    async def user_for_session(self, id_hash: str) -> User | None:
+        """The enabled user of an unexpired, unrevoked session, or None."""
+        ...
+
+    async def revoke_session(self, id_hash: str) -> None: ...
 
     # conversations and messages
     async def create_turn(self, turn: NewTurn) -> Conversation:
@@ -226,6 +270,7 @@ def conversation_cursor(conversation: Conversation) -> str:
 
 
 __all__ = [
+    "ApiTokenInfo",
     "ClientCommand",
     "ConversationPage",
     "ConversationPatch",

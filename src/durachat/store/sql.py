@@ -34,7 +34,9 @@ from durachat.domain import (
     now_iso,
 )
 from durachat.errors import BadRequest, Conflict, NotFound
+from durachat.store import accounts
 from durachat.store.base import (
+    ApiTokenInfo,
     ClientCommand,
     ConversationPage,
     ConversationPatch,
@@ -46,7 +48,14 @@ from durachat.store.base import (
 )
 from durachat.store.engine import Engines, SqliteLimits, open_engines, translate_errors
 from durachat.store.migrate import upgrade
-from durachat.store.tables import api_tokens, client_commands, conversations, messages, users
+from durachat.store.tables import (
+    api_tokens,
+    client_commands,
+    conversations,
+    messages,
+    sessions,
+    users,
+)
 
 T = TypeVar("T")
 _Work = Callable[[AsyncConnection], Awaitable[T]]  # the body of one write transaction
@@ -190,6 +199,48 @@ class SqlStore:
         async with self._read() as conn:
             row = (await conn.execute(query)).first()
         return _user(row) if row is not None else None
+
+    async def list_api_tokens(self, user_id: str) -> list[ApiTokenInfo]:
+        async with self._read() as conn:
+            rows = await accounts.list_tokens(conn, user_id)
+        return [ApiTokenInfo(r.id, r.name, r.created_at) for r in rows]
+
+    async def revoke_api_token(self, user_id: str, token_id: str) -> None:
+        await self._write(lambda conn: accounts.revoke_token(conn, user_id, token_id))
+
+    async def list_users(self) -> list[User]:
+        async with self._read() as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.username))).all()
+        return [_user(row) for row in rows]
+
+    async def set_password(self, user_id: str, password_hash: str) -> None:
+        await self._write(lambda conn: accounts.set_password(conn, user_id, password_hash))
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        await self._write(lambda conn: accounts.set_disabled(conn, user_id, disabled))
+
+    async def delete_user(self, user_id: str) -> None:
+        await self._write(lambda conn: accounts.delete_user(conn, user_id))
+
+    # sessions
+
+    async def create_session(self, user_id: str, id_hash: str, expires_at: str) -> None:
+        row = {
+            "id_hash": id_hash,
+            "user_id": user_id,
+            "created_at": now_iso(),
+            "expires_at": expires_at,
+            "revoked": False,
+        }
+        await self._write(_inserter(sessions, row))
+
+    async def user_for_session(self, id_hash: str) -> User | None:
+        async with self._read() as conn:
+            row = await accounts.user_for_session(conn, id_hash, now_iso())
+        return _user(row) if row is not None and not row.disabled else None
+
+    async def revoke_session(self, id_hash: str) -> None:
+        await self._write(lambda conn: accounts.revoke_session(conn, id_hash))
 
     # conversations and messages
 

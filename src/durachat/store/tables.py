@@ -105,6 +105,17 @@ messages = Table(
     Index(None, "status"),
 )
 
+# Browser login sessions: only a hash of the cookie's secret is stored.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String, primary_key=True),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", String, nullable=False),
+    Column("expires_at", String, nullable=False),
+    Column("revoked", Boolean, nullable=False),
+)
+
 # What a generating command with a `clientMessageId` did, so that a repeat of it is
 # answered as the first time (PROTOCOL.md section 3) instead of starting a second reply.
 client_commands = Table(
@@ -119,4 +130,12 @@ client_commands = Table(
     Column("created_at", String, nullable=False),
 )
 
-__all__ = ["api_tokens", "client_commands", "conversations", "messages", "metadata", "users"]
+__all__ = [
+    "api_tokens",
+    "client_commands",
+    "conversations",
+    "messages",
+    "metadata",
+    "sessions",
+    "users",
+]
