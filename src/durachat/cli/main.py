@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from durachat.cli import chat, migrate, models, serve, token, user
+from durachat.cli import bench, chat, migrate, models, serve, token, user
 
 app = typer.Typer(
     name="durachat",
@@ -17,5 +17,6 @@ app.command("serve")(serve.serve)
 app.command("migrate")(migrate.migrate)
 app.command("models")(models.models)
 app.command("chat")(chat.chat)
+app.command("bench")(bench.bench)
 app.add_typer(user.app, name="user")
 app.add_typer(token.app, name="token")

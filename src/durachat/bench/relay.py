@@ -19,7 +19,8 @@ DuraChat does, `await asyncio.sleep(0)` (or `delay_ms`) between chunks, then `do
 
 It must never store anything, keep replay logs or do any work per chunk beyond
 building, encoding and sending the frame: it is the floor DuraChat is measured
-against. Run it with `python bench/relay.py --port 8765`.
+against. Run it with `python -m durachat.bench.relay --port 8765`; `durachat bench` starts it
+itself.
 """
 
 from __future__ import annotations

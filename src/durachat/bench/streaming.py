@@ -1,0 +1,243 @@
+"""`throughput` and `fanout`: DuraChat against the bare relay, alternating rounds.
+
+- `throughput`: N sockets (default 1,000) each send one `start_chat` at the same
+  moment and get their own reply of C chunks from the fast demo model
+  (`!demo chunks=C delay_ms=0`); the figure is provider chunks delivered per
+  second (only `text` frames count, so merging deltas earns nothing);
+- `fanout`: 200 sockets subscribe to one conversation, socket 0 starts a reply of
+  C chunks in it, every socket receives it; the figure is server CPU seconds per
+  1,000 delivered frames (from `/proc/<pid>/stat`).
+
+Both servers run as subprocesses; the load generator is this process. Each round
+runs both servers, the order alternating, and the medians over rounds are
+compared. Every client must get seq 1..C of its reply with no gap or duplicate, or
+the round fails. It must never change the servers it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+
+from durachat.bench.context import Context
+from durachat.bench.report import Row, ScenarioResult, fmt
+from durachat.bench.servers import STEP_TIMEOUT_S, Server
+from durachat.bench.wsclient import Client, close_clients, demo_prompt, open_clients
+
+SERVERS = ("relay", "durachat")
+
+
+@dataclass
+class RunResult:
+    """One scenario run against one server."""
+
+    server: str
+    round: int
+    frames: int = 0
+    seconds: float = 0.0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_s_per_1k(self) -> float:
+        return self.server_cpu_s / self.frames * 1000 if self.frames else 0.0
+
+
+@dataclass
+class Window:
+    """The measured interval: wall clock, server CPU and this process's CPU."""
+
+    server: Server
+    t0: float = field(default_factory=time.perf_counter)
+    server_cpu0: float = 0.0
+    client_cpu0: float = field(default_factory=time.process_time)
+
+    def __post_init__(self) -> None:
+        self.server_cpu0 = self.server.cpu_seconds()
+
+    def close(self, result: RunResult, t_end: float) -> None:
+        result.server_cpu_s = self.server.cpu_seconds() - self.server_cpu0
+        result.client_cpu_s = time.process_time() - self.client_cpu0
+        result.seconds = t_end - self.t0
+
+
+def check_replies(clients: list[Client], message_ids: list[str], chunks: int) -> int:
+    """Text frames of the given replies received; raise on a gap, duplicate or loss."""
+    total = 0
+    for index, (client, message_id) in enumerate(zip(clients, message_ids, strict=True)):
+        got = client.counts.get(message_id, 0)
+        last = client.last_seq.get(message_id, 0)
+        if client.problems:
+            raise RuntimeError(f"client {index}: {client.problems[:3]}")
+        if got != chunks or last != chunks:
+            raise RuntimeError(f"client {index}: {got} text frames, last seq {last}, want {chunks}")
+        total += got
+    return total
+
+
+async def run_streams(server: Server, clients: list[Client], chunks: int, r: RunResult) -> None:
+    async def one(client: Client) -> tuple[str, float]:
+        await client.send({"type": "start_chat", "prompt": demo_prompt(chunks)})
+        created = await client.wait_for("conversation_created")
+        done = await client.wait_for("done", messageId=created["messageId"])
+        return created["messageId"], done["_at"]
+
+    window = Window(server)
+    outcomes = await asyncio.gather(*(one(c) for c in clients))
+    window.close(r, max(at for _, at in outcomes))
+    r.frames = check_replies(clients, [m for m, _ in outcomes], chunks)
+
+
+async def run_fanout(server: Server, clients: list[Client], chunks: int, r: RunResult) -> None:
+    first, rest = clients[0], clients[1:]
+    await first.send({"type": "start_chat", "prompt": demo_prompt(1)})
+    created = await asyncio.wait_for(first.wait_for("conversation_created"), STEP_TIMEOUT_S)
+    conversation_id = created["conversationId"]
+    await asyncio.wait_for(first.wait_for("done", messageId=created["messageId"]), STEP_TIMEOUT_S)
+
+    async def subscribe(client: Client) -> None:
+        await client.send({"type": "subscribe", "conversationId": conversation_id})
+        await client.wait_for("catchup")
+
+    await asyncio.wait_for(asyncio.gather(*(subscribe(c) for c in rest)), STEP_TIMEOUT_S)
+    await asyncio.sleep(0.2)  # let the set-up frames to the other sockets drain
+
+    async def receive(client: Client) -> tuple[str, float]:
+        started = await client.wait_for("message_started", conversationId=conversation_id)
+        done = await client.wait_for("done", messageId=started["messageId"])
+        return started["messageId"], done["_at"]
+
+    window = Window(server)
+    receivers = [asyncio.create_task(receive(c)) for c in clients]
+    prompt = demo_prompt(chunks)
+    await first.send({"type": "start_chat", "prompt": prompt, "conversationId": conversation_id})
+    outcomes = await asyncio.gather(*receivers)
+    window.close(r, max(at for _, at in outcomes))
+    r.frames = check_replies(clients, [m for m, _ in outcomes], chunks)
+
+
+Runner = Callable[[Server, list[Client], int, RunResult], Awaitable[None]]
+
+
+async def run_one(
+    server: Server, runner: Runner, round_no: int, sockets: int, chunks: int
+) -> RunResult:
+    result = RunResult(server.name, round_no)
+    timeout = 30 + sockets * chunks / 5_000
+    try:
+        clients = await open_clients(server.ws_url, sockets)
+    except Exception as exc:
+        result.error = f"connect: {type(exc).__name__}: {exc}"
+        return result
+    try:
+        await asyncio.wait_for(runner(server, clients, chunks, result), timeout)
+    except TimeoutError:
+        received = sum(sum(c.counts.values()) for c in clients)
+        result.error = f"timeout after {timeout:.0f}s ({received} text frames received)"
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        await close_clients(clients)
+    if server.process.poll() is not None:
+        result.error = f"{server.name} exited: {server.log_tail()}"
+    return result
+
+
+def _median(runs: list[RunResult], server: str, attr: str) -> float | None:
+    values = [getattr(r, attr) for r in runs if r.server == server and not r.error]
+    return statistics.median(values) if values else None
+
+
+async def compare(
+    ctx: Context, name: str, runner: Runner, sockets: int, chunks: int
+) -> tuple[ScenarioResult, dict[str, float | None]]:
+    """Run `runner` on both servers for the configured rounds; medians per server."""
+    result = ScenarioResult(name)
+    servers = {"relay": ctx.servers.relay(), "durachat": ctx.servers.durachat()}
+    for server in servers.values():
+        server.wait_healthy()
+    runs: list[RunResult] = []
+    rounds = ctx.options.round_count
+    for round_no in range(rounds):
+        order = SERVERS if round_no % 2 == 0 else SERVERS[::-1]
+        for server_name in order:
+            ctx.step(f"{name}: round {round_no + 1}/{rounds}, {server_name}")
+            run = await run_one(servers[server_name], runner, round_no, sockets, chunks)
+            runs.append(run)
+            if run.error:
+                result.errors.append(f"{server_name} round {round_no}: {run.error}")
+    for server in servers.values():
+        ctx.servers.stop(server)
+    result.runs = [
+        asdict(r) | {"frames_per_s": r.frames_per_s, "cpu_s_per_1k": r.cpu_s_per_1k} for r in runs
+    ]
+    medians: dict[str, float | None] = {}
+    for server_name in SERVERS:
+        for attr in ("frames_per_s", "cpu_s_per_1k", "server_cpu_s", "client_cpu_s", "seconds"):
+            medians[f"{server_name}_{attr}"] = _median(runs, server_name, attr)
+    result.figures |= {"sockets": sockets, "chunks": chunks, "rounds": rounds}
+    result.figures |= medians
+    return result, medians
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+async def throughput(ctx: Context) -> ScenarioResult:
+    clients = ctx.options.clients or ctx.options.pick(1000, 20)
+    chunks = ctx.options.pick(100, 20)
+    result, m = await compare(ctx, "throughput", run_streams, clients, chunks)
+    ratio = _ratio(m["durachat_frames_per_s"], m["relay_frames_per_s"])
+    result.figures["ratio_frames_per_s"] = ratio
+    dura, relay = m["durachat_frames_per_s"], m["relay_frames_per_s"]
+    result.rows.append(
+        Row(
+            f"chunks/s ({clients} x {chunks})",
+            fmt(dura) if dura is not None else "n/a",
+            fmt(relay) if relay is not None else "n/a",
+            f"{ratio:.2f}x" if ratio is not None else "n/a",
+            ">= 0.7x at 1,000",
+            None if ratio is None else ratio >= 0.7,
+        )
+    )
+    return result
+
+
+async def fanout(ctx: Context) -> ScenarioResult:
+    sockets = ctx.options.pick(200, 50)
+    chunks = ctx.options.pick(500, 200)  # enough frames for CPU ticks (10 ms) to count
+    result, m = await compare(ctx, "fanout", run_fanout, sockets, chunks)
+    ratio = _ratio(m["durachat_cpu_s_per_1k"], m["relay_cpu_s_per_1k"])
+    result.figures["ratio_cpu_per_frame"] = ratio
+    dura, relay = m["durachat_cpu_s_per_1k"], m["relay_cpu_s_per_1k"]
+    result.rows.append(
+        Row(
+            f"CPU ms/1k frames ({sockets} x {chunks})",
+            fmt(dura * 1000, 1) if dura is not None else "n/a",
+            fmt(relay * 1000, 1) if relay is not None else "n/a",
+            f"{ratio:.2f}x" if ratio is not None else "n/a",
+            "<= 1.11x",
+            None if ratio is None else ratio <= 1 / 0.9,
+        )
+    )
+    fps_d, fps_r = m["durachat_frames_per_s"], m["relay_frames_per_s"]
+    fps_ratio = _ratio(fps_d, fps_r)
+    result.figures["ratio_frames_per_s"] = fps_ratio
+    result.rows.append(
+        Row(
+            "frames/s delivered",
+            fmt(fps_d) if fps_d is not None else "n/a",
+            fmt(fps_r) if fps_r is not None else "n/a",
+            f"{fps_ratio:.2f}x" if fps_ratio is not None else "n/a",
+        )
+    )
+    return result
