@@ -57,6 +57,16 @@ def page(browser: Browser) -> Iterator[Page]:
     instance = context.new_page()
     errors: list[str] = []
     instance.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A Content-Security-Policy violation (an inline script or style the policy
+    # refuses) shows as a console error.
+    instance.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and "Content Security Policy" in msg.text
+            else None
+        ),
+    )
     yield instance
     context.close()
     assert not errors, errors

@@ -199,3 +199,36 @@ def test_auto_scroll_follows_the_reply_until_the_reader_scrolls_up(
     assert gap() > 100
     page.keyboard.press("Escape")
     wait_status(page, "cancelled")
+
+
+def test_a_failed_reply_shows_its_error_and_retries(server: Server, page: Page) -> None:
+    page.goto(chat_url(server))
+    send(page, "!demo chunks=50 delay_ms=5 fail_after=3")
+    wait_status(page, "error")
+    alert = last_reply(page).get_by_role("alert")
+    expect(alert).to_be_visible()
+    assert "w1 w2 w3" in reply_text(page)
+    alert.get_by_role("button", name="Retry").click()
+    expect(page.locator(".sibling-count")).to_have_text("2 / 2")
+    wait_status(page, "error")
+
+
+def test_copy_button_and_theme_toggle(server: Server, page: Page) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(chat_url(server))
+    send(page, "copy me")
+    wait_status(page, "complete")
+    button = last_reply(page).get_by_role("button", name="Copy code").first
+    button.click()
+    expect(button).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()").strip() == "copy me"
+    html = page.locator("html")
+    theme = page.get_by_role("button", name="Theme: system")
+    theme.click()
+    expect(html).to_have_attribute("data-theme", "light")
+    page.get_by_role("button", name="Theme: light").click()
+    expect(html).to_have_attribute("data-theme", "dark")
+    page.reload()
+    expect(html).to_have_attribute("data-theme", "dark")  # remembered
+    page.get_by_role("button", name="Theme: dark").click()
+    expect(html).not_to_have_attribute("data-theme", "dark")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.sync_api import Browser, Page, expect
@@ -180,8 +182,12 @@ def test_model_picker_and_system_prompt(server: Server, page: Page) -> None:
     assert conversation["systemPrompt"] == "Answer like a pirate."
 
 
-def test_screenshots_light_dark_and_phone(server: Server, browser: Browser) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_screenshots_light_dark_and_phone(server: Server, browser: Browser, tmp_path: Path) -> None:
+    """The README's screenshots. They are written to docs/screenshots/ when missing
+    or with DURACHAT_SCREENSHOTS=update, so a test run leaves the tree clean."""
+    update = os.environ.get("DURACHAT_SCREENSHOTS") == "update"
+    shots = SCREENSHOTS if update or not (SCREENSHOTS / "phone.png").exists() else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     seed_sidebar(server)
     cid = None
     for scheme in ("light", "dark"):
@@ -195,7 +201,7 @@ def test_screenshots_light_dark_and_phone(server: Server, browser: Browser) -> N
             cid = conversation_id(page)
         expect(last_reply(page)).to_have_attribute("data-status", "complete")
         page.mouse.move(0, 0)
-        page.screenshot(path=str(SCREENSHOTS / f"main-{scheme}.png"))
+        page.screenshot(path=str(shots / f"main-{scheme}.png"))
         context.close()
     phone = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="light")
     page = phone.new_page()
@@ -206,11 +212,11 @@ def test_screenshots_light_dark_and_phone(server: Server, browser: Browser) -> N
     assert sidebar.bounding_box() is None or sidebar.bounding_box()["x"] < 0  # type: ignore[index]
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
-    page.screenshot(path=str(SCREENSHOTS / "phone.png"))
+    page.screenshot(path=str(shots / "phone.png"))
     page.get_by_role("button", name="Open the conversation list").click()
     expect(sidebar).to_be_in_viewport()
     page.wait_for_timeout(300)
-    page.screenshot(path=str(SCREENSHOTS / "phone-list.png"))
+    page.screenshot(path=str(shots / "phone-list.png"))
     page.locator("ul.conversations a.title").first.click()
     expect(sidebar).not_to_be_in_viewport()
     phone.close()
