@@ -26,9 +26,9 @@ class FakeSocket implements SocketLike {
   frame(obj: object): void {
     this.onmessage?.({ data: JSON.stringify(obj) });
   }
-  drop(): void {
+  drop(code = 1006): void {
     this.readyState = 3;
-    this.onclose?.({});
+    this.onclose?.({ code });
   }
 }
 
@@ -238,5 +238,19 @@ describe('ChatClient resume rules', () => {
     env.last.sent = [];
     env.last.frame({ type: 'resync', conversationId: 'c1', reason: 'slow_consumer' });
     expect(env.last.sent).toEqual([{ type: 'subscribe', conversationId: 'c1', afterMessageId: 'a1', afterSeq: 2 }]);
+  });
+
+  it('reports a refused socket and backs off long', () => {
+    const env = new FakeEnv();
+    const client = new ChatClient({ url: 'ws://x/ws', env });
+    const errors: string[] = [];
+    client.subscribe((e) => {
+      if (e.kind === 'error') errors.push(e.code);
+    });
+    client.start();
+    env.last.drop(4401);
+    expect(errors).toEqual(['unauthorized']);
+    const timer = env.timers[env.timers.length - 1]!;
+    expect(timer.at - env.time).toBe(30_000);
   });
 });

@@ -209,9 +209,21 @@ export class ChatClient {
       this.lastFrameAt = this.env.now();
       if (typeof ev.data === 'string') this.receive(ev.data);
     };
-    socket.onclose = () => {
+    socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      const code = (ev as { code?: number } | null)?.code;
+      if (code === 4401 || code === 4403) {
+        // Refused (no login, or a foreign origin): say so; retrying soon cannot help.
+        this.attempt = Math.max(this.attempt, 6);
+        this.emit({
+          kind: 'error',
+          code: code === 4401 ? 'unauthorized' : 'forbidden',
+          message: code === 4401 ? 'Sign in to use this server.' : 'This page may not connect to the server.',
+          conversationId: null,
+          messageId: null,
+        });
+      }
       this.lost();
     };
     socket.onerror = () => {
