@@ -83,9 +83,11 @@ def check_replies(clients: list[Client], message_ids: list[str], chunks: int) ->
     return total
 
 
-async def run_streams(server: Server, clients: list[Client], chunks: int, r: RunResult) -> None:
+async def run_streams(
+    server: Server, clients: list[Client], chunks: int, r: RunResult, delay_ms: int = 0
+) -> None:
     async def one(client: Client) -> tuple[str, float]:
-        await client.send({"type": "start_chat", "prompt": demo_prompt(chunks)})
+        await client.send({"type": "start_chat", "prompt": demo_prompt(chunks, delay_ms)})
         created = await client.wait_for("conversation_created")
         done = await client.wait_for("done", messageId=created["messageId"])
         return created["messageId"], done["_at"]
