@@ -232,3 +232,24 @@ def test_copy_button_and_theme_toggle(server: Server, page: Page) -> None:
     expect(html).to_have_attribute("data-theme", "dark")  # remembered
     page.get_by_role("button", name="Theme: dark").click()
     expect(html).not_to_have_attribute("data-theme", "dark")
+
+
+def test_a_prompt_sent_while_the_server_is_down_is_sent_once_it_is_back(
+    make_server: MakeServer, page: Page
+) -> None:
+    server = make_server()
+    page.goto(chat_url(server))
+    send(page, "first")
+    wait_status(page, "complete")
+    cid = conversation_id(page)
+    server.kill()
+    expect(page.locator(".connection.closed")).to_be_visible()
+    send(page, "!demo chunks=5 delay_ms=1")
+    server.start()
+    expect(page.locator(".connection.open")).to_be_visible(timeout=20_000)
+    expect(page.locator("article.message.user").last).to_contain_text("chunks=5")
+    wait_status(page, "complete")
+    assert reply_text(page) == words(5).strip()
+    page.wait_for_timeout(300)
+    messages = server.get(f"/api/conversations/{cid}")["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
