@@ -17,9 +17,8 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from durachat import __version__
-from durachat.api import admin, auth, conversations, errors, health, sse
+from durachat.api import admin, auth, conversations, errors, health, security, sse
 from durachat.api.deps import Services
-from durachat.api.security import SecurityHeaders
 from durachat.api.static import mount as mount_web_ui
 from durachat.api.ws import websocket_endpoint
 from durachat.auth.identity import Identity
@@ -113,7 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="DuraChat", version=__version__, lifespan=lifespan)
     errors.install(app)
-    app.add_middleware(SecurityHeaders)
+    security.install(app)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(admin.router)

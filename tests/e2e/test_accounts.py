@@ -3,6 +3,7 @@ WebSocket, rate limiting, API tokens, administration and the last-admin rule."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -75,7 +76,10 @@ async def test_setup_login_me_logout(make_server: MakeServer) -> None:
         server, "POST", "/api/auth/logout", headers={"Cookie": session.headers["Cookie"]}
     )
     assert no_origin.status == 403  # a cookie alone never changes state
+    open_socket = await websockets.connect(server.ws, additional_headers=session.headers)
+    await open_socket.recv()  # hello
     assert session.call("POST", "/api/auth/logout").status == 204
+    assert await closed_code(open_socket) == 4401  # the session's sockets end with it
     assert session.call("GET", "/api/auth/me").status == 401
     refused = await websockets.connect(server.ws, additional_headers=session.headers)
     assert await closed_code(refused) == 4401
@@ -168,7 +172,12 @@ async def test_api_tokens_create_list_revoke(accounts: Server) -> None:
     assert token not in str(listed)
     assert accounts.request("GET", "/api/auth/me", token=token)[1]["user"]["username"] == "alice"
     assert root.call("DELETE", f"/api/auth/tokens/{created.body['id']}").status == 404
+    open_socket = await websockets.connect(
+        accounts.ws, additional_headers={"Authorization": f"Bearer {token}"}
+    )
+    await open_socket.recv()  # hello
     assert alice.call("DELETE", f"/api/auth/tokens/{created.body['id']}").status == 204
+    assert await closed_code(open_socket) == 4401
     assert accounts.request("GET", "/api/auth/me", token=token)[0] == 401
     refused = await websockets.connect(
         accounts.ws, additional_headers={"Authorization": f"Bearer {token}"}
@@ -221,3 +230,14 @@ def test_user_cli_set_password_disable_list(accounts: Server) -> None:
     assert "alice\tuser\tdisabled" in cli(data, "user", "list").stdout
     last = cli(data, "user", "disable", "root")
     assert last.returncode == 1 and "last admin" in last.stderr
+
+
+async def test_an_expired_session_answers_401(make_server: MakeServer) -> None:
+    server = make_server({"DURACHAT_AUTH": "on", "DURACHAT_SESSION_TTL_S": "1"}, start=False)
+    make_user(server.data_dir, "alice")
+    server.start()
+    session = login(server, "alice", PASSWORD)
+    assert session.call("GET", "/api/auth/me").status == 200
+    await asyncio.sleep(1.2)
+    expired = session.call("GET", "/api/auth/me")
+    assert expired.status == 401 and "expired" in expired.body["error"]["message"]

@@ -40,7 +40,7 @@ def _walk(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
         if hasattr(route, "original_router"):  # FastAPI's included router
             yield from _walk(route.original_router.routes, prefix + route.include_context.prefix)
         elif isinstance(route, APIRoute):
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, prefix + route.path
 
 
@@ -135,8 +135,8 @@ async def test_every_route_refuses_strangers_disabled_users_and_other_users(
     alice = bearer(world.tokens["alice"])
     conversation = f"/api/conversations/{world.ids['conversation_id']}"
     assert call(server, "GET", conversation, headers=alice).status == 200
-    bob = bearer(world.tokens["bob"])
-    assert call(server, "GET", "/api/conversations", headers=bob).body["conversations"] == []
+    others = bearer(world.tokens["bob"])
+    assert call(server, "GET", "/api/conversations", headers=others).body["conversations"] == []
 
 
 async def test_the_event_stream_and_its_resume_positions_are_owned(world: World) -> None:

@@ -95,7 +95,7 @@ def test_fuzzed_frames_get_coded_errors_and_spare_a_bystander(
     fuzz_server: tuple[Server, str, str],
 ) -> None:
     server, fuzzer, bystander_token = fuzz_server
-    chunks, result = 150, {}
+    chunks, result = 150, dict[str, Any]()
     watcher = threading.Thread(
         target=watch_bystander, args=(server, bystander_token, chunks, result)
     )

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from durachat.api.deps import PrincipalDep, Services, ServicesDep, UserDep
+from durachat.api.deps import PrincipalDep, Services, ServicesDep, UserDep, end_sockets
 from durachat.auth.network import is_loopback
 from durachat.auth.passwords import check_rules, hash_password, verify_password
 from durachat.auth.sessions import COOKIE_NAME, expiry_iso, new_session
@@ -29,6 +29,7 @@ from durachat.errors import BadRequest, Conflict, Forbidden, Unauthorized
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 _SETUP_LOCK = asyncio.Lock()
+CLOSE_UNAUTHORIZED = 4401
 _DUMMY_HASH = hash_password("not a real password, only spends the time of a check")
 
 
@@ -146,6 +147,9 @@ async def logout(services: ServicesDep, principal: PrincipalDep, response: Respo
     """End this session and clear its cookie."""
     if principal.session_hash is not None:
         await services.store.revoke_session(principal.session_hash)
+        await end_sockets(
+            services, principal.user.id, CLOSE_UNAUTHORIZED, "signed out", principal.session_hash
+        )
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
 
 
@@ -190,5 +194,7 @@ async def create_token(services: ServicesDep, user: UserDep, body: TokenBody) ->
 
 @router.delete("/tokens/{token_id}", status_code=204)
 async def revoke_token(services: ServicesDep, user: UserDep, token_id: str) -> None:
-    """Revoke one of the caller's tokens; another user's answers 404."""
-    await services.store.revoke_api_token(user.id, token_id)
+    """Revoke one of the caller's tokens (closing sockets opened with it, 4401);
+    another user's answers 404."""
+    token_hash = await services.store.revoke_api_token(user.id, token_id)
+    await end_sockets(services, user.id, CLOSE_UNAUTHORIZED, "API token revoked", token_hash)

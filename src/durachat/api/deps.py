@@ -25,6 +25,8 @@ class Socket(Protocol):
     changes see it."""
 
     outbox: Outbox
+    credential: str | None
+    """Hash of the token or session that opened it, if known (ended with it)."""
 
     async def end(self, code: int, reason: str) -> None:
         """Close at once (a disabled account): WebSockets with `code`."""
@@ -78,9 +80,16 @@ async def current_user(request: Request) -> User:
     return (await current_principal(request)).user
 
 
-async def end_sockets(services: Services, user_id: str, code: int, reason: str) -> None:
-    """Close every live socket and stream of a user at once."""
-    mine = [s for s in list(services.sockets) if s.outbox.user_id == user_id]
+async def end_sockets(
+    services: Services, user_id: str, code: int, reason: str, credential: str | None = None
+) -> None:
+    """Close every live socket and stream of a user at once (only those opened with
+    `credential`, when given: a revoked token, an ended session)."""
+    mine = [
+        s
+        for s in list(services.sockets)
+        if s.outbox.user_id == user_id and (credential is None or s.credential == credential)
+    ]
     for socket in mine:
         await socket.end(code, reason)
 

@@ -4,11 +4,13 @@ Every response gets `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`
 and a `Referrer-Policy`. A response that set its own Content-Security-Policy (the
 web UI's pages, from `api/static.py`) keeps it; HTML without one gets a policy
 that denies framing and plugins; everything else (JSON, event streams) gets a
-strict `default-src 'none'` policy.
+strict `default-src 'none'` policy. `install` puts the middleware outside
+Starlette's error middleware, so that even a 500 answer carries the headers.
 """
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,3 +45,13 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI) -> None:
+    """Wrap the app's whole middleware stack (error handling included)."""
+    build = app.build_middleware_stack
+
+    def build_with_headers() -> ASGIApp:
+        return SecurityHeaders(build())
+
+    app.build_middleware_stack = build_with_headers  # type: ignore[method-assign]

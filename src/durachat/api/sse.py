@@ -108,6 +108,7 @@ class EventStream:
         self.conversation_id = conversation_id
         self.keepalive_s = keepalive_s
         self.reply_id: str | None = None
+        self.credential: str | None = None
         """Set by a chat: the stream ends once this message has finished."""
         self._closed = False
         self._ended = asyncio.Event()

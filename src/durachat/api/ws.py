@@ -39,10 +39,13 @@ CLOSE_FORBIDDEN = 4403
 class Connection:
     """One client socket: its user, its outbox and its frame handlers."""
 
-    def __init__(self, services: Services, websocket: WebSocket, user: User) -> None:
+    def __init__(
+        self, services: Services, websocket: WebSocket, user: User, credential: str | None = None
+    ) -> None:
         self.services = services
         self.websocket = websocket
         self.user = user
+        self.credential = credential
         send = websocket._send  # the raw ASGI send: one dict per frame, nothing else
 
         def send_text(data: str) -> Coroutine[Any, Any, None]:
@@ -175,14 +178,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_FORBIDDEN, "origin not allowed")
         return
     try:
-        user = await identity.user(websocket.headers)
+        principal = await identity.authenticate(websocket.headers)
     except Forbidden as exc:
         await websocket.close(CLOSE_FORBIDDEN, exc.message)
         return
     except DuraChatError as exc:
         await websocket.close(CLOSE_UNAUTHORIZED, exc.message)
         return
-    connection = Connection(services, websocket, user)
+    connection = Connection(services, websocket, principal.user, principal.credential)
     services.sockets.add(connection)
     try:
         await connection.run()

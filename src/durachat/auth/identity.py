@@ -23,11 +23,16 @@ LOCAL_USERNAME = "local"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated user and how: `token`, `session` (a cookie) or `local`."""
+    """An authenticated user and how: `token`, `session` (a cookie) or `local`;
+    `credential` is the hash of the token or session secret that was used."""
 
     user: User
     via: str
-    session_hash: str | None = None
+    credential: str | None = None
+
+    @property
+    def session_hash(self) -> str | None:
+        return self.credential if self.via == "session" else None
 
 
 class Identity:
@@ -65,10 +70,11 @@ class Identity:
         authorization = headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            user = await self._store.user_for_token(hash_token(token.strip()))
+            token_hash = hash_token(token.strip())
+            user = await self._store.user_for_token(token_hash)
             if user is None:
                 raise Unauthorized("the API token is invalid or revoked")
-            return Principal(_enabled(user), "token")
+            return Principal(_enabled(user), "token", token_hash)
         secret = session_secret(headers) if self._auth_enabled else None
         if secret is not None:
             session_hash = hash_token(secret)

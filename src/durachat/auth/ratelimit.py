@@ -40,7 +40,9 @@ class LoginLimiter:
             (("address", address), self.max_per_address),
         ):
             times = self._recent(key, now)
-            if len(times) >= limit:
+            if not times:
+                del self._failures[key]  # forget quiet keys: memory stays bounded
+            elif len(times) >= limit:
                 retry = times[len(times) - limit] + self.window_s - now
                 raise RateLimited("too many failed logins; try again later", max(1.0, retry))
 

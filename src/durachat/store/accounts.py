@@ -100,7 +100,12 @@ async def list_tokens(conn: AsyncConnection, user_id: str) -> list[Any]:
     return list((await conn.execute(query)).all())
 
 
-async def revoke_token(conn: AsyncConnection, user_id: str, token_id: str) -> None:
+async def revoke_token(conn: AsyncConnection, user_id: str, token_id: str) -> str:
+    """Delete the user's token; its hash, so that sockets opened with it can be closed."""
     condition = and_(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id)
-    if (await conn.execute(delete(api_tokens).where(condition))).rowcount == 0:
+    query = select(api_tokens.c.token_hash).where(condition)
+    token_hash = (await conn.execute(query)).scalar_one_or_none()
+    if token_hash is None:
         raise NotFound("no such API token")
+    await conn.execute(delete(api_tokens).where(condition))
+    return str(token_hash)

@@ -166,8 +166,8 @@ class Store(Protocol):
         """The user's tokens, oldest first."""
         ...
 
-    async def revoke_api_token(self, user_id: str, token_id: str) -> None:
-        """Delete the user's token; `NotFound` if it is not theirs."""
+    async def revoke_api_token(self, user_id: str, token_id: str) -> str:
+        """Delete the user's token and return its hash; `NotFound` if it is not theirs."""
         ...
 
     async def list_users(self) -> list[User]:

@@ -205,8 +205,8 @@ class SqlStore:
             rows = await accounts.list_tokens(conn, user_id)
         return [ApiTokenInfo(r.id, r.name, r.created_at) for r in rows]
 
-    async def revoke_api_token(self, user_id: str, token_id: str) -> None:
-        await self._write(lambda conn: accounts.revoke_token(conn, user_id, token_id))
+    async def revoke_api_token(self, user_id: str, token_id: str) -> str:
+        return await self._write(lambda conn: accounts.revoke_token(conn, user_id, token_id))
 
     async def list_users(self) -> list[User]:
         async with self._read() as conn:
