@@ -40,6 +40,8 @@ class RunResult:
     seconds: float = 0.0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    other_frames: int = 0
+    """Non-text frames received in the window (`conversation_updated` to every socket...)."""
     error: str | None = None
 
     @property
@@ -92,9 +94,11 @@ async def run_streams(
         done = await client.wait_for("done", messageId=created["messageId"])
         return created["messageId"], done["_at"]
 
+    others = sum(c.other_frames for c in clients)
     window = Window(server)
     outcomes = await asyncio.gather(*(one(c) for c in clients))
     window.close(r, max(at for _, at in outcomes))
+    r.other_frames = sum(c.other_frames for c in clients) - others
     r.frames = check_replies(clients, [m for m, _ in outcomes], chunks)
 
 
@@ -117,12 +121,14 @@ async def run_fanout(server: Server, clients: list[Client], chunks: int, r: RunR
         done = await client.wait_for("done", messageId=started["messageId"])
         return started["messageId"], done["_at"]
 
+    others = sum(c.other_frames for c in clients)
     window = Window(server)
     receivers = [asyncio.create_task(receive(c)) for c in clients]
     prompt = demo_prompt(chunks)
     await first.send({"type": "start_chat", "prompt": prompt, "conversationId": conversation_id})
     outcomes = await asyncio.gather(*receivers)
     window.close(r, max(at for _, at in outcomes))
+    r.other_frames = sum(c.other_frames for c in clients) - others
     r.frames = check_replies(clients, [m for m, _ in outcomes], chunks)
 
 
@@ -183,7 +189,14 @@ async def compare(
     ]
     medians: dict[str, float | None] = {}
     for server_name in SERVERS:
-        for attr in ("frames_per_s", "cpu_s_per_1k", "server_cpu_s", "client_cpu_s", "seconds"):
+        for attr in (
+            "frames_per_s",
+            "cpu_s_per_1k",
+            "server_cpu_s",
+            "client_cpu_s",
+            "seconds",
+            "other_frames",
+        ):
             medians[f"{server_name}_{attr}"] = _median(runs, server_name, attr)
     result.figures |= {"sockets": sockets, "chunks": chunks, "rounds": rounds}
     result.figures |= medians
@@ -201,6 +214,7 @@ async def throughput(ctx: Context) -> ScenarioResult:
     ratio = _ratio(m["durachat_frames_per_s"], m["relay_frames_per_s"])
     result.figures["ratio_frames_per_s"] = ratio
     dura, relay = m["durachat_frames_per_s"], m["relay_frames_per_s"]
+    other = m["durachat_other_frames"]
     result.rows.append(
         Row(
             f"chunks/s ({clients} x {chunks})",
@@ -211,6 +225,15 @@ async def throughput(ctx: Context) -> ScenarioResult:
             None if ratio is None else ratio >= 0.7,
         )
     )
+    if other is not None:
+        relay_other = m["relay_other_frames"]
+        result.rows.append(
+            Row(
+                "non-text frames received",
+                fmt(other),
+                fmt(relay_other) if relay_other is not None else "n/a",
+            )
+        )
     return result
 
 
