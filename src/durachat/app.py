@@ -75,6 +75,7 @@ async def offer_setup(services: Services) -> None:
 
 async def start_services(services: Services) -> None:
     await services.identity.ensure_local_user()
+    await services.store.delete_old_sessions()
     await offer_setup(services)
     await services.runner.start()
     services.ready = True

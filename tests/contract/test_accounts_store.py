@@ -25,6 +25,9 @@ async def test_sessions_expire_and_are_revoked(store: SqlStore) -> None:
     await store.set_password(alice.id, "new-hash")  # ends every session
     assert await store.user_for_session("other") is None
     assert await store.find_user("alice") == (alice, "new-hash")
+    await store.create_session(alice.id, "fresh", expiry_iso(60))
+    assert await store.delete_old_sessions() == 3  # live, old, other: revoked or expired
+    assert await store.user_for_session("fresh") == alice
 
 
 async def test_tokens_are_listed_and_revoked_by_their_owner_only(store: SqlStore) -> None:

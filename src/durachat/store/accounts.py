@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, select, update
+from sqlalchemy import Row, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from durachat.errors import Conflict, NotFound
@@ -76,6 +76,12 @@ async def revoke_sessions(conn: AsyncConnection, user_id: str) -> None:
 async def revoke_session(conn: AsyncConnection, id_hash: str) -> None:
     query = update(sessions).where(sessions.c.id_hash == id_hash).values(revoked=True)
     await conn.execute(query)
+
+
+async def delete_old_sessions(conn: AsyncConnection, now: str) -> int:
+    """Session records that can never open again: expired or revoked."""
+    old = or_(sessions.c.expires_at <= now, sessions.c.revoked.is_(True))
+    return int((await conn.execute(delete(sessions).where(old))).rowcount)
 
 
 async def user_for_session(conn: AsyncConnection, id_hash: str, now: str) -> Row[Any] | None:

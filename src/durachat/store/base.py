@@ -197,6 +197,10 @@ class Store(Protocol):
 
     async def revoke_session(self, id_hash: str) -> None: ...
 
+    async def delete_old_sessions(self) -> int:
+        """Delete expired and revoked session records; return how many."""
+        ...
+
     # conversations and messages
     async def create_turn(self, turn: NewTurn) -> Conversation:
         """Insert the turn's rows in one transaction; return the conversation after it."""

@@ -242,6 +242,9 @@ class SqlStore:
     async def revoke_session(self, id_hash: str) -> None:
         await self._write(lambda conn: accounts.revoke_session(conn, id_hash))
 
+    async def delete_old_sessions(self) -> int:
+        return await self._write(lambda conn: accounts.delete_old_sessions(conn, now_iso()))
+
     # conversations and messages
 
     async def create_turn(self, turn: NewTurn) -> Conversation:
