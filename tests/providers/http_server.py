@@ -10,11 +10,22 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+
+
+async def eventually(check: Callable[[], bool], within_s: float = 2.0) -> bool:
+    """Whether `check()` holds within `within_s` (the fake runs in another thread, so
+    what it records may trail what the client has already received)."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def _free_port() -> int:

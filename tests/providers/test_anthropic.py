@@ -43,7 +43,7 @@ from durachat.providers.base import (
 )
 from durachat.providers.resilience import Retryable
 from tests.providers.fake_anthropic import Fail, FakeAnthropic, Reply, model_entry
-from tests.providers.http_server import _free_port, serve_app
+from tests.providers.http_server import _free_port, eventually, serve_app
 
 KEY = "sk-ant-test-SECRET-0123456789"
 FAST = StreamPolicy(
@@ -118,7 +118,7 @@ async def test_a_full_reply_with_usage(fake: FakeAnthropic, provider: AnthropicP
     [headers] = fake.headers
     assert KEY in (headers.get("x-api-key"), headers.get("authorization", "")[7:])
     assert headers.get("anthropic-version")
-    assert fake.completed == 1
+    assert await eventually(lambda: fake.completed == 1), "the fake sent the whole stream"
 
 
 async def test_the_system_prompt_is_the_top_level_field(

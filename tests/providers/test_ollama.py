@@ -27,7 +27,7 @@ from durachat.providers.base import (
 )
 from durachat.providers.ollama import OllamaProvider
 from tests.providers.fake_ollama import Fail, FakeOllama, Reply
-from tests.providers.http_server import serve_app
+from tests.providers.http_server import eventually, serve_app
 
 POLICY = StreamPolicy(
     connect_s=2, first_token_s=2, idle_s=2, retries=2, backoff_s=0.01, backoff_cap_s=1.0
@@ -97,7 +97,7 @@ async def test_full_reply_with_usage(fake: FakeOllama, provider: OllamaProvider)
             "stream": True,
         }
     ]
-    assert fake.completed == 1
+    assert await eventually(lambda: fake.completed == 1), "the fake sent the whole stream"
 
 
 async def test_system_prompt_and_multi_turn_path(

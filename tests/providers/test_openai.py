@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -40,7 +40,7 @@ from durachat.providers.openai_wire import (
 )
 from durachat.providers.resilience import Retryable
 from tests.providers.fake_openai import Fail, FakeOpenAI, Reply
-from tests.providers.http_server import _free_port, serve_app
+from tests.providers.http_server import _free_port, eventually, serve_app
 
 KEY = "sk-test-SECRET-0123456789"
 FAST = StreamPolicy(
@@ -83,16 +83,6 @@ async def provider_at(
 async def provider(base_url: str) -> AsyncIterator[OpenAIProvider]:
     async with provider_at(base_url) as provider:
         yield provider
-
-
-async def eventually(check: Callable[[], bool], within_s: float = 2.0) -> bool:
-    """Whether `check()` holds within `within_s` (the fake runs in another thread)."""
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 async def collect(
