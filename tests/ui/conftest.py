@@ -3,6 +3,7 @@ real `durachat serve` process serving the built UI (`make` builds it)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         missing.append("/usr/bin/chromium (make test installs it)")
     if not (STATIC_DIR / "index.html").exists():
         missing.append("the web build (make web)")
+    if missing and os.environ.get("CI"):  # CI runs `make test`, which provides both
+        raise pytest.UsageError("the browser tests need " + " and ".join(missing))
     if missing:
         skip = pytest.mark.skip(reason="needs " + " and ".join(missing))
         for item in items:
