@@ -42,6 +42,7 @@ from durachat.providers.base import (
     TextDelta,
 )
 from durachat.providers.resilience import Retryable
+from tests.providers import consume
 from tests.providers.fake_anthropic import Fail, FakeAnthropic, Reply, model_entry
 from tests.providers.http_server import _free_port, eventually, serve_app
 
@@ -91,15 +92,7 @@ async def provider(base_url: str) -> AsyncIterator[AnthropicProvider]:
 async def collect(
     provider: AnthropicProvider, request: ChatRequest = REQUEST
 ) -> tuple[list[ProviderEvent], ProviderError | None]:
-    """Every event of one stream, and the error that ended it if any."""
-    events: list[ProviderEvent] = []
-    try:
-        async with contextlib.aclosing(provider.stream(request)) as stream:
-            async for event in stream:
-                events.append(event)
-    except ProviderError as exc:
-        return events, exc
-    return events, None
+    return await consume.collect(provider, request)
 
 
 def texts(events: list[ProviderEvent]) -> str:

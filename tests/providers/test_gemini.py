@@ -26,6 +26,7 @@ from durachat.providers.base import (
     TextDelta,
 )
 from durachat.providers.gemini import GeminiProvider
+from tests.providers import consume
 from tests.providers.fake_gemini import Fail, FakeGemini, Reply, rate_limited
 from tests.providers.http_server import serve_app
 
@@ -64,17 +65,10 @@ async def provider(served: tuple[FakeGemini, str]) -> AsyncIterator[GeminiProvid
 async def collect(
     provider: GeminiProvider, request: ChatRequest = HELLO
 ) -> tuple[list[ProviderEvent], ProviderError | None]:
-    events: list[ProviderEvent] = []
-    try:
-        async for event in provider.stream(request):
-            events.append(event)
-    except ProviderError as exc:
-        return events, exc
-    return events, None
+    return await consume.collect(provider, request)
 
 
-def text_of(events: list[ProviderEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
+text_of = consume.text_of
 
 
 async def test_models_are_the_chat_models_of_the_list(

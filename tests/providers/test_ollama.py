@@ -26,6 +26,7 @@ from durachat.providers.base import (
     TextDelta,
 )
 from durachat.providers.ollama import OllamaProvider
+from tests.providers import consume
 from tests.providers.fake_ollama import Fail, FakeOllama, Reply
 from tests.providers.http_server import eventually, serve_app
 
@@ -62,17 +63,10 @@ async def provider(served: tuple[FakeOllama, str]) -> AsyncIterator[OllamaProvid
 async def collect(
     provider: OllamaProvider, request: ChatRequest = HELLO
 ) -> tuple[list[ProviderEvent], ProviderError | None]:
-    events: list[ProviderEvent] = []
-    try:
-        async for event in provider.stream(request):
-            events.append(event)
-    except ProviderError as exc:
-        return events, exc
-    return events, None
+    return await consume.collect(provider, request)
 
 
-def text_of(events: list[ProviderEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
+text_of = consume.text_of
 
 
 async def test_models_are_the_local_chat_models(fake: FakeOllama, provider: OllamaProvider) -> None:

@@ -39,6 +39,7 @@ from durachat.providers.openai_wire import (
     read_chunk,
 )
 from durachat.providers.resilience import Retryable
+from tests.providers import consume
 from tests.providers.fake_openai import Fail, FakeOpenAI, Reply
 from tests.providers.http_server import _free_port, eventually, serve_app
 
@@ -88,15 +89,7 @@ async def provider(base_url: str) -> AsyncIterator[OpenAIProvider]:
 async def collect(
     provider: OpenAIProvider, request: ChatRequest = REQUEST
 ) -> tuple[list[ProviderEvent], ProviderError | None]:
-    """Every event of one stream, and the error that ended it if any."""
-    events: list[ProviderEvent] = []
-    try:
-        async with contextlib.aclosing(provider.stream(request)) as stream:
-            async for event in stream:
-                events.append(event)
-    except ProviderError as exc:
-        return events, exc
-    return events, None
+    return await consume.collect(provider, request)
 
 
 async def test_a_full_reply_with_usage(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
