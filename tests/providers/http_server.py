@@ -28,7 +28,7 @@ async def eventually(check: Callable[[], bool], within_s: float = 2.0) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -38,7 +38,7 @@ def _free_port() -> int:
 @contextmanager
 def serve_app(app: Any) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 until the block ends; yield its base URL."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

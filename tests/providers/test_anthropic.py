@@ -44,7 +44,7 @@ from durachat.providers.base import (
 from durachat.providers.resilience import Retryable
 from tests.providers import consume
 from tests.providers.fake_anthropic import Fail, FakeAnthropic, Reply, model_entry
-from tests.providers.http_server import _free_port, eventually, serve_app
+from tests.providers.http_server import eventually, free_port, serve_app
 
 KEY = "sk-ant-test-SECRET-0123456789"
 FAST = StreamPolicy(
@@ -434,7 +434,7 @@ async def test_refusals_are_named_and_not_retried(
 
 
 async def test_an_unreachable_server_is_retried_then_named() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     policy = StreamPolicy(connect_s=1, first_token_s=2, idle_s=2, retries=1, backoff_s=0.01)
     async with provider_at(url, policy) as provider:
         _, error = await collect(provider)

@@ -41,7 +41,7 @@ from durachat.providers.openai_wire import (
 from durachat.providers.resilience import Retryable
 from tests.providers import consume
 from tests.providers.fake_openai import Fail, FakeOpenAI, Reply
-from tests.providers.http_server import _free_port, eventually, serve_app
+from tests.providers.http_server import eventually, free_port, serve_app
 
 KEY = "sk-test-SECRET-0123456789"
 FAST = StreamPolicy(
@@ -390,7 +390,7 @@ async def test_forbidden_not_found_and_other_refusals(
 
 
 async def test_an_unreachable_server_is_retried_then_named() -> None:
-    port = _free_port()
+    port = free_port()
     async with provider_at(f"http://user:pw@127.0.0.1:{port}/v1") as provider:
         events, error = await collect(provider)
     assert events == [] and error is not None
