@@ -41,6 +41,10 @@ system-deps:
 		echo "installing PostgreSQL binaries for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
+	@if ! command -v redis-server >/dev/null; then \
+		echo "installing Redis binaries for the multi-node tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 		echo "installing Chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
