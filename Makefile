@@ -31,9 +31,10 @@ web: $(WEB_BUILD)
 
 install: $(STAMP) $(WEB_BUILD)
 
-# Until accounts land, `make run` starts in single-user mode on loopback.
+# Accounts are on: the first visit shows the setup page that creates the admin.
+# `DURACHAT_AUTH=off make run` is single-user mode (no login) on loopback.
 run: install
-	DURACHAT_AUTH=$${DURACHAT_AUTH:-off} $(BIN)/durachat serve
+	$(BIN)/durachat serve
 
 # Binaries the tests start privately (never the machine's running services).
 system-deps:

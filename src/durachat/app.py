@@ -66,9 +66,12 @@ async def offer_setup(services: Services) -> None:
     if not services.settings.auth_enabled or await services.store.list_users():
         return
     services.setup_token = new_token()[0]
+    settings = services.settings
+    url = settings.public_url or f"http://{settings.host}:{settings.port}/"
     log.warning(
-        "no account exists yet: create the first admin at /api/auth/setup from this "
-        "machine, or from elsewhere with the one-time setup token %s",
+        "no account exists yet: open %s in a browser to create the first admin; "
+        "from another machine the setup page asks for the one-time setup token %s",
+        url,
         services.setup_token,
     )
 

@@ -48,6 +48,13 @@ def accounts(make_server: MakeServer) -> Server:
 async def test_setup_login_me_logout(make_server: MakeServer) -> None:
     server = make_server({"DURACHAT_AUTH": "on"})
     assert call(server, "GET", "/api/auth/me").status == 401
+    before = call(server, "GET", "/api/auth/status").body
+    assert before == {
+        "authEnabled": True,
+        "setupNeeded": True,
+        "setupNeedsToken": False,  # loopback
+        "user": None,
+    }
     weak = call(server, "POST", "/api/auth/setup", {"username": "root", "password": "short"})
     assert weak.status == 400 and "at least 8 characters" in weak.body["error"]["message"]
     setup = call(server, "POST", "/api/auth/setup", {"username": "root", "password": PASSWORD})
@@ -66,6 +73,9 @@ async def test_setup_login_me_logout(make_server: MakeServer) -> None:
     session = Session(server, session_cookie(answer))
     assert session.cookie != session_cookie(setup)  # a login makes a new session id
     assert session.call("GET", "/api/auth/me").body["user"]["username"] == "root"
+    after = session.call("GET", "/api/auth/status").body
+    assert after["setupNeeded"] is False and after["user"]["username"] == "root"
+    assert call(server, "GET", "/api/auth/status").body["user"] is None
 
     client = await WsClient.connect(server.ws, headers=session.headers)
     await client.send({"type": "ping"})
@@ -90,6 +100,8 @@ async def test_setup_from_elsewhere_needs_the_logged_token(make_server: MakeServ
     found = re.search(r"setup token (\S+)", server.log())
     assert found is not None, server.log()
     remote = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    status = call(server, "GET", "/api/auth/status", headers=remote).body
+    assert status["setupNeeded"] is True and status["setupNeedsToken"] is True
     body = {"username": "root", "password": PASSWORD}
     assert call(server, "POST", "/api/auth/setup", body, remote).status == 403
     wrong = call(server, "POST", "/api/auth/setup", {**body, "setupToken": "dct_x"}, remote)
@@ -241,3 +253,19 @@ async def test_an_expired_session_answers_401(make_server: MakeServer) -> None:
     await asyncio.sleep(1.2)
     expired = session.call("GET", "/api/auth/me")
     assert expired.status == 401 and "expired" in expired.body["error"]["message"]
+
+
+def test_a_cross_site_get_cannot_start_a_chat_with_the_cookie(accounts: Server) -> None:
+    alice = login(accounts, "alice", PASSWORD)
+    path = "/test/chat?prompt=!demo%20chunks%3D1%20delay_ms%3D1"
+    cookie = {"Cookie": alice.headers["Cookie"]}
+    for site in ("cross-site", "same-site"):
+        refused = call(accounts, "GET", path, headers={**cookie, "Sec-Fetch-Site": site})
+        assert (refused.status, refused.code) == (403, "forbidden"), site
+    assert alice.call("GET", "/api/conversations").body["conversations"] == []
+    for site in ("same-origin", "none"):  # the app itself, or a typed URL
+        allowed = call(accounts, "GET", path, headers={**cookie, "Sec-Fetch-Site": site})
+        assert allowed.status == 200, site
+    bearer = {"Authorization": f"Bearer {make_user(accounts.data_dir, 'alice2')}"}
+    scripted = call(accounts, "GET", path, headers={**bearer, "Sec-Fetch-Site": "cross-site"})
+    assert scripted.status == 200  # a token is no ambient credential: no CSRF

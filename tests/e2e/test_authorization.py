@@ -30,7 +30,14 @@ from tests.e2e.test_http_and_auth import bearer, cli, make_user
 from tests.e2e.test_streaming import start
 from tests.e2e.wsclient import WsClient, is_done, of_type
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/api/auth/setup", "/api/auth/login"}
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/auth/status",
+    "/api/auth/setup",
+    "/api/auth/login",
+}
 ADMIN_PREFIX = "/api/admin/"
 NO_OBJECT_TYPES = {"ping", "unsubscribe"}  # carry no id of anything a user owns
 

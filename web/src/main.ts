@@ -1,7 +1,7 @@
 import { mount } from 'svelte';
-import App from './App.svelte';
+import Root from './Root.svelte';
 import './styles.css';
 
 const target = document.getElementById('app');
 if (!target) throw new Error('no #app element');
-export default mount(App, { target });
+export default mount(Root, { target });

@@ -94,6 +94,31 @@ async def _start_session(
     )
 
 
+@router.get("/status")
+async def status(services: ServicesDep, request: Request) -> dict[str, Any]:
+    """What the web app needs before anyone signs in: whether accounts are on,
+    whether the first-run setup is still to do (and may be done from this address
+    without the setup token), and the signed-in user or null."""
+    identity = services.identity
+    try:
+        user: dict[str, Any] | None = user_json((await identity.authenticate(request.headers)).user)
+    except (Unauthorized, Forbidden):
+        user = None
+    # The setup token exists only while no user did at start; once an admin exists
+    # one always does (the last admin cannot be removed), so this is a cheap check.
+    setup_needed = (
+        identity.auth_enabled
+        and services.setup_token is not None
+        and not await services.store.list_users()
+    )
+    return {
+        "authEnabled": identity.auth_enabled,
+        "setupNeeded": setup_needed,
+        "setupNeedsToken": setup_needed and not is_loopback(client_address(services, request)),
+        "user": user,
+    }
+
+
 @router.post("/setup", status_code=201)
 async def setup(
     services: ServicesDep, request: Request, response: Response, body: SetupBody

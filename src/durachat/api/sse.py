@@ -27,16 +27,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from durachat.api import protocol
-from durachat.api.deps import Services, ServicesDep, Socket, UserDep
+from durachat.api.deps import PrincipalDep, Services, ServicesDep, Socket, UserDep
 from durachat.api.sync import bring_up_to_date
 from durachat.bus.base import Bus
 from durachat.bus.outbox import Outbox
-from durachat.errors import BadRequest, Unavailable
+from durachat.errors import BadRequest, Forbidden, Unavailable
 from durachat.runner.commands import Command, StartChat
 from durachat.runner.runner import Started
 
@@ -238,13 +238,23 @@ async def post_chat(services: ServicesDep, user: UserDep, body: ChatBody) -> Eve
 @router.get("/test/chat", responses=_DOC_RESPONSES)
 async def prototype_chat(
     services: ServicesDep,
-    user: UserDep,
+    principal: PrincipalDep,
+    request: Request,
     prompt: str,
     model: str | None = None,
     conversation_id: Annotated[str | None, Query(alias="conversationId")] = None,
 ) -> EventStreamResponse:
-    """The first prototype's alias of `POST /api/chat`; empty parameters count as absent."""
-    return await _chat(services, user.id, StartChat(prompt, conversation_id or None, model or None))
+    """The first prototype's alias of `POST /api/chat`; empty parameters count as absent.
+
+    A GET that starts a reply: with a session cookie it is refused when the browser
+    says another site sent it (`Sec-Fetch-Site`), so a link or a page elsewhere
+    cannot spend the user's model budget (SameSite=Lax still sends the cookie on a
+    top-level navigation)."""
+    site = request.headers.get("sec-fetch-site")
+    if principal.via == "session" and site not in (None, "same-origin", "none"):
+        raise Forbidden("cross-site request refused (a chat is started from this site only)")
+    command = StartChat(prompt, conversation_id or None, model or None)
+    return await _chat(services, principal.user.id, command)
 
 
 @router.get("/api/conversations/{conversation_id}/events", responses=_DOC_RESPONSES)

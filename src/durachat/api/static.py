@@ -61,9 +61,8 @@ class StaticUI:
             media_type="text/html; charset=utf-8",
             headers={
                 "Cache-Control": NO_CACHE,
+                # nosniff and Referrer-Policy come from api/security.py, as everywhere
                 "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "same-origin",
             },
         )
 

@@ -2,7 +2,27 @@
 
 import type { Conversation, ModelInfo } from './protocol';
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** An HTTP answer that was not 2xx: its status, the server's error code and message,
+ *  and Retry-After in seconds when the server sent it (429). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfter: number | null = null,
+  ) {
+    super(message);
+  }
+}
+
+let onUnauthorized: (() => void) | null = null;
+
+/** Called when a request answers 401 (the session ended or expired). */
+export function setUnauthorizedHandler(handler: (() => void) | null): void {
+  onUnauthorized = handler;
+}
+
+async function call<T>(method: string, path: string, body?: unknown, quiet401 = false): Promise<T> {
   const response = await fetch(path, {
     method,
     headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
@@ -11,13 +31,17 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   });
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
+    let code = 'http_error';
     try {
-      const data = (await response.json()) as { error?: { message?: string } };
+      const data = (await response.json()) as { error?: { code?: string; message?: string } };
       if (data.error?.message) message = data.error.message;
+      if (data.error?.code) code = data.error.code;
     } catch {
       /* not JSON */
     }
-    throw new Error(message);
+    const retry = Number(response.headers.get('Retry-After'));
+    if (response.status === 401 && !quiet401) onUnauthorized?.();
+    throw new ApiError(response.status, code, message, Number.isFinite(retry) && retry > 0 ? retry : null);
   }
   if (response.status === 204) return undefined as T;
   return (await response.json()) as T;
@@ -55,4 +79,76 @@ export async function deleteConversation(id: string): Promise<void> {
 
 export async function listModels(): Promise<{ models: ModelInfo[]; default: string | null }> {
   return call('GET', '/api/models');
+}
+
+// ---- accounts (`/api/auth`, `/api/admin`) -------------------------------------------
+
+export interface User {
+  id: string;
+  username: string;
+  isAdmin: boolean;
+  disabled: boolean;
+  createdAt: string;
+}
+
+export interface AuthStatus {
+  authEnabled: boolean;
+  setupNeeded: boolean;
+  setupNeedsToken: boolean;
+  user: User | null;
+}
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export async function authStatus(): Promise<AuthStatus> {
+  return call('GET', '/api/auth/status');
+}
+
+export async function setup(username: string, password: string, setupToken: string | null): Promise<User> {
+  const body = setupToken ? { username, password, setupToken } : { username, password };
+  return (await call<{ user: User }>('POST', '/api/auth/setup', body, true)).user;
+}
+
+export async function login(username: string, password: string): Promise<User> {
+  return (await call<{ user: User }>('POST', '/api/auth/login', { username, password }, true)).user;
+}
+
+export async function logout(): Promise<void> {
+  await call<void>('POST', '/api/auth/logout', undefined, true);
+}
+
+export async function changePassword(currentPassword: string, newPassword: string): Promise<void> {
+  await call<void>('POST', '/api/auth/password', { currentPassword, newPassword });
+}
+
+export async function listTokens(): Promise<ApiToken[]> {
+  return (await call<{ tokens: ApiToken[] }>('GET', '/api/auth/tokens')).tokens;
+}
+
+export async function createToken(name: string): Promise<ApiToken & { token: string }> {
+  return call('POST', '/api/auth/tokens', { name });
+}
+
+export async function revokeToken(id: string): Promise<void> {
+  await call<void>('DELETE', `/api/auth/tokens/${encodeURIComponent(id)}`);
+}
+
+export async function listUsers(): Promise<User[]> {
+  return (await call<{ users: User[] }>('GET', '/api/admin/users')).users;
+}
+
+export async function addUser(username: string, password: string, isAdmin: boolean): Promise<User> {
+  return (await call<{ user: User }>('POST', '/api/admin/users', { username, password, isAdmin })).user;
+}
+
+export async function updateUser(id: string, patch: { disabled?: boolean; password?: string }): Promise<User> {
+  return (await call<{ user: User }>('PATCH', `/api/admin/users/${encodeURIComponent(id)}`, patch)).user;
+}
+
+export async function deleteUser(id: string): Promise<void> {
+  await call<void>('DELETE', `/api/admin/users/${encodeURIComponent(id)}`);
 }

@@ -26,6 +26,8 @@ export class AppState {
   notice = $state('');
   sidebarOpen = $state(false);
   loaded = $state(false);
+  /** The conversation in the URL does not exist for this user. */
+  missing = $state(false);
 
   tree: Tree = $derived(buildTree(Object.values(this.messages)));
   thread: Message[] = $derived(threadPath(this.tree, this.conversation?.currentLeafId ?? null));
@@ -34,7 +36,10 @@ export class AppState {
   );
   visibleConversations: Conversation[] = $derived(sortConversations(this.conversations, this.search));
 
-  constructor(url: string) {
+  constructor(
+    url: string,
+    private readonly onAuthLost: (reason: string) => void = () => {},
+  ) {
     this.client = new ChatClient({ url });
     this.client.subscribe((event) => {
       switch (event.kind) {
@@ -65,7 +70,13 @@ export class AppState {
           if (event.conversationId === this.conversationId) this.openConversation(null);
           break;
         case 'error':
-          if (!event.messageId) this.notice = `${event.code}: ${event.message}`;
+          if (event.code === 'unauthorized' || event.code === 'forbidden') {
+            this.onAuthLost(event.message);
+          } else if (event.code === 'not_found' && event.conversationId && event.conversationId === this.conversationId) {
+            this.missing = true;
+          } else if (!event.messageId) {
+            this.notice = `${event.code}: ${event.message}`;
+          }
           break;
       }
     });
@@ -132,6 +143,7 @@ export class AppState {
 
   openConversation(id: string | null, push = true): void {
     this.loaded = id === null;
+    this.missing = false;
     this.client.open(id);
     this.syncAll();
     this.notice = '';

@@ -219,7 +219,9 @@ export class ChatClient {
         this.emit({
           kind: 'error',
           code: code === 4401 ? 'unauthorized' : 'forbidden',
-          message: code === 4401 ? 'Sign in to use this server.' : 'This page may not connect to the server.',
+          message:
+            (ev as { reason?: string } | null)?.reason ||
+            (code === 4401 ? 'Sign in to use this server.' : 'This page may not connect to the server.'),
           conversationId: null,
           messageId: null,
         });
