@@ -60,6 +60,7 @@ def test_no_operation_answers_5xx_to_generated_requests(make_server: MakeServer)
         text=True,
         timeout=300,
         check=False,
+        cwd=server.data_dir,  # where it keeps its own files
     )
     report = run.stdout[-4000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
