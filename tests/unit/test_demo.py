@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from durachat.errors import BadRequest, ProviderError
@@ -50,3 +52,13 @@ def test_bad_controls_are_refused_clearly() -> None:
         parse_options("!demo colour=red")
     with pytest.raises(BadRequest, match="whole number"):
         parse_options("!demo chunks=many")
+
+
+async def test_stamp_carries_the_monotonic_time_of_each_chunk() -> None:
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    text, _ = await collect("!demo chunks=3 delay_ms=0 stamp=1")
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    words = text.split()
+    assert [w.partition("@")[0] for w in words] == ["w1", "w2", "w3"]
+    stamps = [int(w.partition("@")[2]) for w in words]
+    assert before <= stamps[0] <= stamps[1] <= stamps[2] <= after

@@ -7,7 +7,7 @@ the sizes of a full run are the ones SPEC.md section 9 names.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from durachat.bench.servers import Servers
 
@@ -15,13 +15,18 @@ from durachat.bench.servers import Servers
 @dataclass(frozen=True)
 class Options:
     clients: int | None = None
-    """Concurrent clients for `throughput` (default 1,000; 20 with `quick`)."""
+    """Concurrent clients for `throughput`, `latency` and `resume-storm` (default 1,000;
+    20 with `quick`)."""
     rounds: int | None = None
     """Rounds per compared scenario (default 3; 1 with `quick`)."""
     quick: bool = False
 
     def pick(self, full: int, quick: int) -> int:
         return quick if self.quick else full
+
+    @property
+    def client_count(self) -> int:
+        return self.clients or self.pick(1000, 20)
 
     @property
     def round_count(self) -> int:
@@ -34,3 +39,5 @@ class Context:
     servers: Servers
     step: Callable[[str], None]
     """Report progress: a short description of what runs now."""
+    measured: dict[str, float] = field(default_factory=dict)
+    """Figures later scenarios of the same run reuse (`throughput`'s saturation)."""

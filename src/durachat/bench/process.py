@@ -6,7 +6,8 @@
 - `firsttoken`: the demo model waits `delay_ms` before its first chunk; the
   client-observed time from sending `start_chat` to the first `text` frame, minus
   that delay, is the server's overhead. Measured for one chat at a time and for 25
-  chats started at the same moment, on DuraChat and on the relay.
+  chats started at the same moment (25 users, DuraChat with auth on), on DuraChat
+  and on the relay.
 
 It must never count the provider's own delay as overhead, nor wait unbounded.
 """
@@ -83,16 +84,18 @@ async def _overheads(clients: list[Client], delay_ms: int) -> list[float]:
     return list(await asyncio.wait_for(asyncio.gather(*(one(c) for c in clients)), 60))
 
 
-async def _measure(server: Server, delay_ms: int, singles: int, bursts: int) -> dict[str, float]:
+async def _measure(
+    server: Server, delay_ms: int, singles: int, bursts: int, tokens: list[str]
+) -> dict[str, float]:
     single: list[float] = []
-    clients = await open_clients(server.ws_url, 1)
+    clients = await open_clients(server.ws_url, 1, tokens=tokens)
     try:
         for _ in range(singles):
             single += await _overheads(clients, delay_ms)
     finally:
         await close_clients(clients)
     worst: list[float] = []
-    clients = await open_clients(server.ws_url, 25)
+    clients = await open_clients(server.ws_url, 25, tokens=tokens)
     try:
         for _ in range(bursts):
             worst.append(max(await _overheads(clients, delay_ms)))
@@ -111,12 +114,13 @@ async def firsttoken(ctx: Context) -> ScenarioResult:
     delay_ms = ctx.options.pick(50, 20)
     singles, bursts = ctx.options.pick(20, 3), ctx.options.pick(5, 1)
     figures: dict[str, dict[str, float]] = {}
+    tokens = await ctx.servers.users.ensure(25)
     for name in ("relay", "durachat"):
         ctx.step(f"firsttoken: {name}")
-        server = ctx.servers.relay() if name == "relay" else ctx.servers.durachat()
+        server = ctx.servers.relay() if name == "relay" else ctx.servers.durachat(auth=True)
         try:
             await asyncio.to_thread(server.wait_healthy)
-            figures[name] = await _measure(server, delay_ms, singles, bursts)
+            figures[name] = await _measure(server, delay_ms, singles, bursts, tokens)
         finally:
             ctx.servers.stop(server)
     result.figures |= {"delay_ms": delay_ms, "singles": singles, "bursts": bursts}

@@ -15,7 +15,8 @@ just enough of PROTOCOL.md for the benchmark clients to drive it like DuraChat:
 
 A reply has the shape of `demo/echo` under a `!demo chunks=N delay_ms=D` prompt: N
 `text` frames `w1 `, `w2 `, ..., built as a dict and encoded with orjson like
-DuraChat does, `await asyncio.sleep(0)` (or `delay_ms`) between chunks, then `done`.
+DuraChat does, `await asyncio.sleep(0)` (or `delay_ms`) between chunks, then `done`;
+with `stamp=1` each chunk is `w<i>@<CLOCK_MONOTONIC ns> `, as `demo/echo` makes it.
 
 It must never store anything, keep replay logs or do any work per chunk beyond
 building, encoding and sending the frame: it is the floor DuraChat is measured
@@ -29,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import time
 from typing import Any
 
 import orjson
@@ -56,9 +58,9 @@ def _encode(payload: dict[str, Any]) -> str:
     return orjson.dumps(payload).decode()
 
 
-def parse_demo(prompt: str) -> tuple[int, float]:
-    """(chunks, delay in seconds) from a `!demo chunks=N delay_ms=D` first line."""
-    chunks, delay_ms = DEFAULT_CHUNKS, 0
+def parse_demo(prompt: str) -> tuple[int, float, bool]:
+    """(chunks, delay in seconds, stamp) from a `!demo chunks=N delay_ms=D stamp=S` line."""
+    chunks, delay_ms, stamp = DEFAULT_CHUNKS, 0, False
     first = prompt.partition("\n")[0]
     if first.startswith("!demo"):
         for item in first.split()[1:]:
@@ -67,7 +69,9 @@ def parse_demo(prompt: str) -> tuple[int, float]:
                 chunks = int(raw)
             elif key == "delay_ms":
                 delay_ms = int(raw)
-    return chunks, delay_ms / 1000
+            elif key == "stamp":
+                stamp = bool(int(raw))
+    return chunks, delay_ms / 1000, stamp
 
 
 async def _send_all(sockets: list[WebSocket], data: str) -> None:
@@ -80,15 +84,17 @@ async def stream_reply(
     sockets: list[WebSocket], conversation_id: str, message_id: str, prompt: str
 ) -> None:
     """Stream one reply to `sockets`: each frame encoded once, sent to all of them."""
-    chunks, delay = parse_demo(prompt)
+    chunks, delay, stamp = parse_demo(prompt)
+    clock = time.clock_gettime_ns
     for seq in range(1, chunks + 1):
         await asyncio.sleep(delay)
+        content = f"w{seq}@{clock(time.CLOCK_MONOTONIC)} " if stamp else f"w{seq} "
         frame = {
             "type": "text",
             "conversationId": conversation_id,
             "messageId": message_id,
             "seq": seq,
-            "content": f"w{seq} ",
+            "content": content,
         }
         await _send_all(sockets, _encode(frame))
     done = {

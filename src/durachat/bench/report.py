@@ -52,11 +52,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def bars(results: list[ScenarioResult]) -> list[dict[str, Any]]:
+    """Every SPEC section 9 bar measured: value, relay figure, ratio, bar and met."""
+    return [{"scenario": r.name} | asdict(row) for r in results for row in r.rows if row.bar]
+
+
 def to_json(results: list[ScenarioResult], options: dict[str, Any]) -> dict[str, Any]:
     return {
         "machine": machine(),
         "options": options,
         "ok": all(r.ok for r in results),
+        "bars": bars(results),
         "scenarios": {r.name: asdict(r) | {"ok": r.ok} for r in results},
     }
 

@@ -1,14 +1,15 @@
 """`storage` and `idle`: database writes per chunk and memory per idle socket.
 
-- `storage`: N concurrent replies of C chunks, 5 ms apart, from the demo model; the
+- `storage`: N concurrent replies of C chunks, 5 ms apart, from the demo model
+  (each its own user, auth on); the
   `/metrics` counters before and after give database write transactions per
   delivered chunk (`durachat_flush_transactions_total` over
   `durachat_text_events_total`), flushed reply writes per chunk and the mean
   flush time (`durachat_flush_seconds_total` per flush transaction);
 - `idle`: resident memory (`VmRSS`) of `durachat serve` before and after opening
   1,000 (and, when the open-file limit allows, 10,000) sockets that got their
-  `hello` and then stay idle; the delta divided by the sockets. The run uses
-  `DURACHAT_AUTH=off`, so each socket has a session but no token check.
+  `hello` and then stay idle; the delta divided by the sockets. The server runs
+  with auth on and every socket authenticates with an API token (one user's).
 
 It must never leave sockets open after it returns.
 """
@@ -34,13 +35,14 @@ DELAY_MS = 5
 async def storage(ctx: Context) -> ScenarioResult:
     result = ScenarioResult("storage")
     replies, chunks = ctx.options.pick(200, 20), ctx.options.pick(200, 50)
-    server = ctx.servers.durachat({"DURACHAT_FLUSH_CHUNKS": str(FLUSH_CHUNKS)})
+    tokens = await ctx.servers.users.ensure(replies)
+    server = ctx.servers.durachat({"DURACHAT_FLUSH_CHUNKS": str(FLUSH_CHUNKS)}, auth=True)
     try:
         await asyncio.to_thread(server.wait_healthy)
         ctx.step(f"storage: {replies} replies x {chunks} chunks")
         before = server.metrics()
         runner = functools.partial(run_streams, delay_ms=DELAY_MS)
-        run: RunResult = await run_one(server, runner, 0, replies, chunks)
+        run: RunResult = await run_one(server, runner, 0, replies, chunks, tokens)
         await asyncio.sleep(0.3)  # the final flushes are committed before `done`; settle
         after = server.metrics()
     finally:
@@ -91,13 +93,14 @@ async def storage(ctx: Context) -> ScenarioResult:
     return result
 
 
-async def _idle_cost(server: Server, sockets: int) -> tuple[float, int]:
+async def _idle_cost(server: Server, sockets: int, token: str) -> tuple[float, int]:
     """(bytes of RSS per idle socket, sockets opened)."""
     await asyncio.sleep(0.5)
     rss0 = server.rss_bytes()
     clients: list[Client] = []
     try:
-        clients = await asyncio.wait_for(open_clients(server.ws_url, sockets, batch=100), 120)
+        opening = open_clients(server.ws_url, sockets, batch=100, tokens=[token])
+        clients = await asyncio.wait_for(opening, 120)
         await asyncio.sleep(1.0)  # let the server settle after the handshakes
         rss1 = server.rss_bytes()
     finally:
@@ -115,12 +118,13 @@ async def idle(ctx: Context) -> ScenarioResult:
         else:
             result.figures["skipped_10000"] = f"open-file limit {fd_limit}"
     result.figures["fd_limit"] = fd_limit
+    (token,) = await ctx.servers.users.ensure(1)
     for sockets in counts:
-        server = ctx.servers.durachat()
+        server = ctx.servers.durachat(auth=True)
         try:
             await asyncio.to_thread(server.wait_healthy)
             ctx.step(f"idle: {sockets} sockets")
-            per_socket, _ = await _idle_cost(server, sockets)
+            per_socket, _ = await _idle_cost(server, sockets, token)
         finally:
             ctx.servers.stop(server)
         kb = per_socket / 1024

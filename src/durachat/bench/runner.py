@@ -20,7 +20,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from durachat.bench import catchup, process, resources, streaming
+from durachat.bench import catchup, latency, process, resources, storm, streaming
 from durachat.bench.context import Context, Options
 from durachat.bench.report import ScenarioResult
 from durachat.bench.servers import Servers
@@ -30,11 +30,13 @@ Scenario = Callable[[Context], Awaitable[ScenarioResult]]
 SCENARIOS: dict[str, Scenario] = {
     "throughput": streaming.throughput,
     "fanout": streaming.fanout,
+    "latency": latency.latency,
     "startup": process.startup,
     "firsttoken": process.firsttoken,
     "catchup": catchup.catchup,
     "storage": resources.storage,
     "idle": resources.idle,
+    "resume-storm": storm.resume_storm,
 }
 
 

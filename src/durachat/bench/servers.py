@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from durachat.bench.accounts import BenchUsers
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"
 STEP_TIMEOUT_S = 30.0
@@ -36,9 +38,12 @@ def free_port() -> int:
         return port
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+def http_get(
+    url: str, timeout: float = 5.0, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
     """(status, body) of a GET without proxies; raises OSError when nothing answers."""
-    with _OPENER.open(url, timeout=timeout) as response:
+    request = urllib.request.Request(url, headers=headers or {})
+    with _OPENER.open(request, timeout=timeout) as response:
         return int(response.status), response.read().decode()
 
 
@@ -127,12 +132,20 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("DURACHAT_")}
 
 
-def spawn_durachat(workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    """`durachat serve` on a fresh data directory, auth off (loopback only)."""
+def spawn_durachat(
+    workdir: Path, extra_env: dict[str, str] | None = None, users: BenchUsers | None = None
+) -> Server:
+    """`durachat serve` on a fresh data directory (loopback only).
+
+    Without `users` auth is off (every socket is the one local user); with them,
+    auth is on and the data directory starts with their accounts and tokens.
+    """
     port = free_port()
     data_dir = workdir / f"durachat-data-{port}"
+    if users is not None:
+        users.install(data_dir)
     env = _clean_env() | {
-        "DURACHAT_AUTH": "off",
+        "DURACHAT_AUTH": "off" if users is None else "on",
         "DURACHAT_DATA_DIR": str(data_dir),
         "DURACHAT_USER_CONCURRENT_REPLIES": "100000",
         "DURACHAT_LOG_LEVEL": "warning",
@@ -155,10 +168,12 @@ class Servers:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        self.users = BenchUsers(workdir)
         self._started: list[Server] = []
 
-    def durachat(self, extra_env: dict[str, str] | None = None) -> Server:
-        server = spawn_durachat(self.workdir, extra_env)
+    def durachat(self, extra_env: dict[str, str] | None = None, auth: bool = False) -> Server:
+        """A DuraChat server; with `auth`, it knows every user of `self.users`."""
+        server = spawn_durachat(self.workdir, extra_env, self.users if auth else None)
         self._started.append(server)
         return server
 

@@ -1,9 +1,11 @@
 """`throughput` and `fanout`: DuraChat against the bare relay, alternating rounds.
 
-- `throughput`: N sockets (default 1,000) each send one `start_chat` at the same
-  moment and get their own reply of C chunks from the fast demo model
+- `throughput`: N sockets (default 1,000), each its own user with an API token
+  (DuraChat runs with auth on), each send one `start_chat` at the same moment and
+  get their own reply of C chunks from the fast demo model
   (`!demo chunks=C delay_ms=0`); the figure is provider chunks delivered per
-  second (only `text` frames count, so merging deltas earns nothing);
+  second (only `text` frames count, so merging deltas earns nothing). DuraChat's
+  median is kept in the run's context as the saturation `latency` loads against;
 - `fanout`: 200 sockets subscribe to one conversation, socket 0 starts a reply of
   C chunks in it, every socket receives it; the figure is server CPU seconds per
   1,000 delivered frames (from `/proc/<pid>/stat`).
@@ -136,12 +138,18 @@ Runner = Callable[[Server, list[Client], int, RunResult], Awaitable[None]]
 
 
 async def run_one(
-    server: Server, runner: Runner, round_no: int, sockets: int, chunks: int
+    server: Server,
+    runner: Runner,
+    round_no: int,
+    sockets: int,
+    chunks: int,
+    tokens: list[str] | None = None,
 ) -> RunResult:
+    """One run on fresh sockets (client i with `tokens[i]` when given); never raises."""
     result = RunResult(server.name, round_no)
     timeout = 30 + sockets * chunks / 5_000
     try:
-        clients = await open_clients(server.ws_url, sockets)
+        clients = await open_clients(server.ws_url, sockets, tokens=tokens)
     except Exception as exc:
         result.error = f"connect: {type(exc).__name__}: {exc}"
         return result
@@ -165,11 +173,15 @@ def _median(runs: list[RunResult], server: str, attr: str) -> float | None:
 
 
 async def compare(
-    ctx: Context, name: str, runner: Runner, sockets: int, chunks: int
+    ctx: Context, name: str, runner: Runner, sockets: int, chunks: int, per_user: bool = False
 ) -> tuple[ScenarioResult, dict[str, float | None]]:
-    """Run `runner` on both servers for the configured rounds; medians per server."""
+    """Run `runner` on both servers for the configured rounds; medians per server.
+
+    With `per_user`, DuraChat runs with auth on and each socket is its own user.
+    """
     result = ScenarioResult(name)
-    servers = {"relay": ctx.servers.relay(), "durachat": ctx.servers.durachat()}
+    tokens = await ctx.servers.users.ensure(sockets) if per_user else None
+    servers = {"relay": ctx.servers.relay(), "durachat": ctx.servers.durachat(auth=per_user)}
     for server in servers.values():
         server.wait_healthy()
     runs: list[RunResult] = []
@@ -178,7 +190,7 @@ async def compare(
         order = SERVERS if round_no % 2 == 0 else SERVERS[::-1]
         for server_name in order:
             ctx.step(f"{name}: round {round_no + 1}/{rounds}, {server_name}")
-            run = await run_one(servers[server_name], runner, round_no, sockets, chunks)
+            run = await run_one(servers[server_name], runner, round_no, sockets, chunks, tokens)
             runs.append(run)
             if run.error:
                 result.errors.append(f"{server_name} round {round_no}: {run.error}")
@@ -198,7 +210,12 @@ async def compare(
             "other_frames",
         ):
             medians[f"{server_name}_{attr}"] = _median(runs, server_name, attr)
-    result.figures |= {"sockets": sockets, "chunks": chunks, "rounds": rounds}
+    result.figures |= {
+        "sockets": sockets,
+        "chunks": chunks,
+        "rounds": rounds,
+        "users": sockets if per_user else 1,
+    }
     result.figures |= medians
     return result, medians
 
@@ -208,9 +225,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 async def throughput(ctx: Context) -> ScenarioResult:
-    clients = ctx.options.clients or ctx.options.pick(1000, 20)
+    clients = ctx.options.client_count
     chunks = ctx.options.pick(100, 20)
-    result, m = await compare(ctx, "throughput", run_streams, clients, chunks)
+    result, m = await compare(ctx, "throughput", run_streams, clients, chunks, per_user=True)
+    for server_name in SERVERS:
+        saturation = m[f"{server_name}_frames_per_s"]
+        if saturation is not None:
+            ctx.measured[f"{server_name}_saturation_{clients}"] = saturation
     ratio = _ratio(m["durachat_frames_per_s"], m["relay_frames_per_s"])
     result.figures["ratio_frames_per_s"] = ratio
     dura, relay = m["durachat_frames_per_s"], m["relay_frames_per_s"]

@@ -2,20 +2,36 @@
 
 The benchmark code (`durachat.bench`) is imported inside the command, so that
 `durachat --help` stays fast. Exit code 0 when every scenario ran, 1 when one
-failed, 130 when interrupted; servers are stopped in every case.
+failed, 130 when interrupted; servers are stopped in every case. `--chart` is
+checked (latency chosen, matplotlib importable) before anything runs.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from durachat.cli.common import fail
 
-SCENARIO_NAMES = ("throughput", "fanout", "startup", "firsttoken", "catchup", "storage", "idle")
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from durachat.bench.report import ScenarioResult
+
+SCENARIO_NAMES = (
+    "throughput",
+    "fanout",
+    "latency",
+    "startup",
+    "firsttoken",
+    "catchup",
+    "storage",
+    "idle",
+    "resume-storm",
+)
 
 
 def bench(
@@ -33,6 +49,10 @@ def bench(
         int | None, typer.Option(help="Rounds per relay comparison (default 3).")
     ] = None,
     quick: Annotated[bool, typer.Option(help="Tiny sizes: a smoke test in seconds.")] = False,
+    chart: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG of latency against load (needs the latency scenario)."),
+    ] = None,
 ) -> None:
     """Benchmark `durachat serve` against a bare relay (SPEC section 9)."""
     names = list(scenarios or ["all"])
@@ -45,6 +65,13 @@ def bench(
         fail("--clients must be at least 1")
     if rounds is not None and rounds < 1:
         fail("--rounds must be at least 1")
+    if chart is not None:
+        from durachat.bench import chart as charts
+
+        if "latency" not in names:
+            fail("--chart draws the latency scenario: add latency (or all) to the scenarios")
+        if not charts.available():
+            fail(charts.INSTALL_HINT)
 
     from rich.console import Console
 
@@ -67,5 +94,19 @@ def bench(
     if json_out is not None:
         data = report.to_json(results, {"scenarios": names, "clients": clients, "quick": quick})
         json_out.write_text(json.dumps(data, indent=2) + "\n")
+    if chart is not None:
+        _write_chart(chart, results, console)
     if not all(r.ok for r in results):
         raise SystemExit(1)
+
+
+def _write_chart(path: Path, results: list[ScenarioResult], console: Console) -> None:
+    from durachat.bench import chart, latency
+
+    found = [r for r in results if r.name == "latency" and r.runs]
+    if not found:
+        console.print("no latency figures: no chart written")
+        return
+    saturation = float(found[0].figures.get("saturation_per_s") or 0)
+    chart.write(path, found[0].runs, latency.BAR_P99_MS, saturation)
+    console.print(f"chart written to {path}")

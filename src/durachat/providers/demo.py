@@ -16,13 +16,17 @@ of echoing, for tests and benchmarks:
 - `fail_after=K`: fail like a provider error after K chunks;
 - `no_finish=1`: end the stream without a finish reason (a broken upstream);
 - `show_path=1`: reply with the conversation it was sent, one `role: text` line
-  per message (the branch path, as tests check it).
+  per message (the branch path, as tests check it);
+- `stamp=1`: each chunk carries the moment it was produced, `w<i>@<ns> ` with
+  `<ns>` from `CLOCK_MONOTONIC` (shared by every process of the machine), so a
+  client on the same machine can measure chunk-to-receipt latency (`durachat bench`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 
@@ -48,6 +52,7 @@ class DemoOptions:
     no_finish: bool = False
     show_path: bool = False
     pad: int = 0
+    stamp: bool = False
 
 
 def parse_options(prompt: str) -> DemoOptions:
@@ -65,6 +70,7 @@ def parse_options(prompt: str) -> DemoOptions:
             "no_finish",
             "show_path",
             "pad",
+            "stamp",
         ):
             raise BadRequest(f"demo/echo: unknown option {item!r}")
         try:
@@ -78,6 +84,7 @@ def parse_options(prompt: str) -> DemoOptions:
         no_finish=bool(values.get("no_finish", 0)),
         show_path=bool(values.get("show_path", 0)),
         pad=values.get("pad", 0),
+        stamp=bool(values.get("stamp", 0)),
     )
 
 
@@ -114,6 +121,11 @@ def path_reply(request: ChatRequest) -> str:
         f"{m.role}: {m.content.splitlines()[-1] if m.content else ''}" for m in request.messages
     ]
     return "\n".join(lines) + "\n"
+
+
+def stamped(chunk: str) -> str:
+    """`chunk` with the `CLOCK_MONOTONIC` time of now: `w3 ` becomes `w3@<ns> `."""
+    return f"{chunk.rstrip()}@{time.clock_gettime_ns(time.CLOCK_MONOTONIC)} "
 
 
 def reply_chunks(request: ChatRequest, options: DemoOptions) -> list[str]:
@@ -168,7 +180,7 @@ class DemoProvider:
             else:
                 await asyncio.sleep(0)
             sent += 1
-            yield TextDelta(chunk)
+            yield TextDelta(stamped(chunk) if options.stamp else chunk)
         if options.fail_after is not None and sent >= options.fail_after:
             raise ProviderError("demo/echo failed on purpose (fail_after)")
         if options.no_finish:
