@@ -26,6 +26,7 @@ from durachat.auth.network import Proxies
 from durachat.auth.ratelimit import LoginLimiter
 from durachat.auth.tokens import new_token
 from durachat.bus.memory import MemoryBus
+from durachat.metrics import Metrics
 from durachat.providers.registry import build_registry
 from durachat.runner.runner import Runner
 from durachat.settings import Settings
@@ -52,12 +53,16 @@ async def build_services(settings: Settings) -> Services:
         raise
     bus = MemoryBus(settings.replay_ttl_s)
     identity = Identity(store, settings.auth_enabled, settings.public_url, settings.extra_origins)
-    runner = Runner(settings, store, bus, registry)
+    metrics = Metrics()
+    runner = Runner(settings, store, bus, registry, metrics)
+    metrics.watch(runner, bus, store)
     proxies = Proxies(settings.proxy_networks, settings.public_url)
     limiter = LoginLimiter(
         settings.login_window_s, settings.login_max_per_account, settings.login_max_per_address
     )
-    return Services(settings, store, bus, registry, runner, identity, proxies, limiter)
+    return Services(
+        settings, store, bus, registry, runner, identity, proxies, limiter, metrics=metrics
+    )
 
 
 async def offer_setup(services: Services) -> None:

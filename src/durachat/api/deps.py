@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 
@@ -14,6 +15,7 @@ from durachat.bus.base import Bus
 from durachat.bus.outbox import Outbox
 from durachat.domain import User
 from durachat.errors import Forbidden
+from durachat.metrics import Metrics
 from durachat.providers.registry import Registry
 from durachat.runner.runner import Runner
 from durachat.settings import Settings
@@ -49,6 +51,12 @@ class Services:
     identity: Identity
     proxies: Proxies
     limiter: LoginLimiter
+    metrics: Metrics = field(default_factory=Metrics)
+    """The app's Prometheus registry; the runner records into the same one."""
+    readiness: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    """Checks `/readyz` runs besides the database's, by name; each raises or answers
+    False while its dependency fails. Register the Redis bus's ping as `redis` when
+    Redis is configured."""
     sockets: set[Socket] = field(default_factory=set)
     setup_token: str | None = None
     """Printed in the log at start when no user exists; lets a non-loopback client

@@ -1,9 +1,15 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics.
+
+`/readyz` answers 503 with the list of problems while the server cannot accept
+replies: the database does not answer, a dependency in `Services.readiness` fails
+(the Redis bus registers `redis` there when configured), it is shutting down, or
+flushes fail.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from durachat.api.deps import ServicesDep
 
@@ -20,12 +26,18 @@ async def healthz(services: ServicesDep) -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """200 when the database answers and the server accepts replies."""
+    """200 when the database (and Redis, when configured) answers and the server
+    accepts replies."""
     problems = []
-    try:
-        await services.store.ping()
-    except Exception as exc:  # any failure of the database means not ready
-        problems.append(f"database: {exc}")
+    checks = {"database": services.store.ping, **services.readiness}
+    for name, check in checks.items():
+        try:
+            answer = await check()
+        except Exception as exc:  # any failure of a dependency means not ready
+            problems.append(f"{name}: {exc}")
+            continue
+        if answer is False:
+            problems.append(f"{name}: not answering")
     if not services.runner.accepting:
         problems.append("shutting down")
     if services.runner.committer.last_error:
@@ -36,23 +48,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics(services: ServicesDep) -> PlainTextResponse:
-    """Prometheus text format."""
-    stats = services.store.stats
-    lines = [
-        "# TYPE durachat_connected_sockets gauge",
-        f"durachat_connected_sockets {services.bus.total_sockets}",
-        "# TYPE durachat_active_generations gauge",
-        f"durachat_active_generations {services.runner.active}",
-        "# TYPE durachat_text_events_total counter",
-        f"durachat_text_events_total {services.runner.text_events}",
-        "# TYPE durachat_db_write_transactions_total counter",
-        f"durachat_db_write_transactions_total {stats.write_transactions}",
-        "# TYPE durachat_flush_transactions_total counter",
-        f"durachat_flush_transactions_total {stats.flush_transactions}",
-        "# TYPE durachat_flushed_items_total counter",
-        f"durachat_flushed_items_total {stats.flushed_items}",
-        "# TYPE durachat_flush_seconds_total counter",
-        f"durachat_flush_seconds_total {stats.flush_seconds_total:.6f}",
-    ]
-    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+async def metrics(services: ServicesDep, request: Request) -> Response:
+    """Prometheus text format (OpenMetrics when the scraper asks for it).
+
+    The metrics are declared in `durachat/metrics.py`; the README's
+    "Observability" section lists them.
+    """
+    body, content_type = services.metrics.render(request.headers.get("accept"))
+    return Response(body, media_type=content_type)

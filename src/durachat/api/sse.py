@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from durachat.api import protocol
 from durachat.api.deps import PrincipalDep, Services, ServicesDep, Socket, UserDep
 from durachat.api.sync import bring_up_to_date
+from durachat.api.watched_outbox import WatchedOutbox
 from durachat.bus.base import Bus
 from durachat.bus.outbox import Outbox
 from durachat.errors import BadRequest, Forbidden, Unavailable
@@ -211,7 +212,7 @@ class EventStreamResponse(StreamingResponse):
 def _new_stream(services: Services, user_id: str, conversation_id: str | None) -> EventStream:
     if services.draining:
         raise Unavailable("the server is shutting down; try again in a moment")
-    outbox = Outbox(user_id, services.settings.outbox_frames)
+    outbox = WatchedOutbox(user_id, services.settings.outbox_frames, services.metrics)
     return EventStream(services.bus, outbox, conversation_id)
 
 
@@ -222,7 +223,13 @@ async def _chat(services: Services, user_id: str, command: Command) -> EventStre
         started = await services.runner.start_reply(user_id, command, stream.follow)
         if started.repeated:
             conversation_id = started.conversation.id
-            await bring_up_to_date(services.store, services.bus, stream.outbox, conversation_id)
+            await bring_up_to_date(
+                services.store,
+                services.bus,
+                stream.outbox,
+                conversation_id,
+                metrics=services.metrics,
+            )
     except BaseException:
         stream.close()
         raise
@@ -272,7 +279,13 @@ async def conversation_events(
     stream = _new_stream(services, user.id, conversation_id)
     try:
         await bring_up_to_date(
-            services.store, services.bus, stream.outbox, conversation_id, message_id, seq
+            services.store,
+            services.bus,
+            stream.outbox,
+            conversation_id,
+            message_id,
+            seq,
+            services.metrics,
         )
     except BaseException:
         stream.close()

@@ -17,6 +17,7 @@ from durachat.bus.base import Bus
 from durachat.bus.outbox import Outbox, Watermark
 from durachat.domain import Conversation, Message, Role, Status
 from durachat.events import Frame
+from durachat.metrics import Metrics
 from durachat.store.base import Store
 
 
@@ -78,10 +79,12 @@ async def bring_up_to_date(
     conversation_id: str,
     after_message_id: str | None = None,
     after_seq: int | None = None,
+    metrics: Metrics | None = None,
 ) -> None:
     """Subscribe the outbox to a conversation and send it a delta or a catch-up.
 
     Raises `NotFound` (before subscribing) if the conversation is not the user's.
+    `metrics` counts the resume by kind (`RESUME_KINDS`).
     """
     user_id = outbox.user_id
     await store.get_conversation(user_id, conversation_id)
@@ -96,6 +99,9 @@ async def bring_up_to_date(
     if after_message_id is not None:
         plan = _delta(bus, messages, after_message_id, after_seq or 0)
     frames, watermark = plan or ([events.catchup(conversation, messages)], _covered(messages))
+    if metrics is not None:
+        kind = "snapshot" if after_message_id is None else "delta" if plan else "full"
+        metrics.resumed(kind)
     for frame in frames:
         outbox.push_data(frame.data)
     outbox.release(conversation_id, watermark)

@@ -23,6 +23,7 @@ from durachat.api import protocol
 from durachat.api.deps import Services
 from durachat.api.errors import error_frame
 from durachat.api.sync import bring_up_to_date
+from durachat.api.watched_outbox import WatchedOutbox
 from durachat.bus.outbox import Outbox
 from durachat.domain import User, new_id
 from durachat.errors import BadRequest, DuraChatError, Forbidden
@@ -52,7 +53,8 @@ class Connection:
             # ASGI servers implement `send` as a coroutine function
             return cast(Coroutine[Any, Any, None], send({"type": "websocket.send", "text": data}))
 
-        self.outbox = Outbox(user.id, services.settings.outbox_frames, send_text)
+        limit = services.settings.outbox_frames
+        self.outbox: Outbox = WatchedOutbox(user.id, limit, services.metrics, send_text)
 
     async def run(self) -> None:
         services = self.services
@@ -116,6 +118,7 @@ class Connection:
             params["conversationId"],
             params.get("afterMessageId"),
             int(after_seq) if after_seq is not None else None,
+            self.services.metrics,
         )
 
     async def _handle(self, text: str) -> None:
@@ -146,6 +149,7 @@ class Connection:
                     frame.conversation_id,
                     frame.after_message_id,
                     frame.after_seq,
+                    services.metrics,
                 )
             case protocol.UnsubscribeFrame():
                 services.bus.unsubscribe(self.outbox, frame.conversation_id)
@@ -158,7 +162,11 @@ class Connection:
         started = await services.runner.start_reply(self.user.id, command, self._on_started)
         if started.repeated:
             await bring_up_to_date(
-                services.store, services.bus, self.outbox, started.conversation.id
+                services.store,
+                services.bus,
+                self.outbox,
+                started.conversation.id,
+                metrics=services.metrics,
             )
 
     def _on_started(self, started: Started) -> None:

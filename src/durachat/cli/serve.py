@@ -7,6 +7,7 @@ line; `durachat.server` runs the app on it.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,8 @@ import typer
 from durachat import logs
 from durachat.cli import common
 from durachat.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _is_loopback(host: str) -> bool:
@@ -69,6 +72,7 @@ def serve(
     sock = _bind(config.host, config.port)
     from durachat.server import run  # the server stack loads only for `serve`
 
-    typer.echo(f"DuraChat serving on http://{config.host}:{config.port}", err=True)
+    # a log line, so that with DURACHAT_LOG_FORMAT=json every line on stderr is JSON
+    log.info("DuraChat serving on http://%s:%d", config.host, config.port)
     if not run(config, sock):
         raise SystemExit(1)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from durachat import events
+from durachat import events, logs
 from durachat.bus.base import Bus
 from durachat.domain import (
     Conversation,
@@ -35,6 +36,7 @@ from durachat.errors import (
     TooLarge,
     Unavailable,
 )
+from durachat.metrics import Metrics
 from durachat.providers.base import ChatRequest, PromptMessage, Provider, ProviderEvent, TextDelta
 from durachat.providers.registry import Registry
 from durachat.runner.commands import (
@@ -93,6 +95,9 @@ class _Reply:
     message_id: str
     epoch: int
     machine: ReplyMachine
+    provider: str = ""
+    model: str = ""
+    started_at: float = 0.0
     task: asyncio.Task[None] | None = None
     stop_status: Status | None = None
     warned_unsaved: bool = False
@@ -104,13 +109,26 @@ class _Reply:
 class Runner:
     """Starts, stops, supervises and recovers replies."""
 
-    def __init__(self, settings: Settings, store: Store, bus: Bus, registry: Registry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        registry: Registry,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._bus = bus
         self._registry = registry
+        self.metrics = metrics or Metrics()
         self.committer = GroupCommitter(
-            store, settings.flush_chunks, settings.flush_ms, self._on_fenced, self._on_unsaved
+            store,
+            settings.flush_chunks,
+            settings.flush_ms,
+            self._on_fenced,
+            self._on_unsaved,
+            on_flushed=self.metrics.flushed,
         )
         self._replies: dict[str, _Reply] = {}
         self._by_conversation: dict[str, _Reply] = {}
@@ -286,6 +304,7 @@ class Runner:
             max_chars=self._settings.max_reply_chars,
         )
         reply = _Reply(user_id, message.conversation_id, message.id, message.epoch, machine)
+        reply.provider, reply.model = provider.name, message.model or ""
         reply.drop_repeats_of = drop_repeats_of
         if started.created:
             reply.title_from_prompt = started.user_message.content
@@ -301,6 +320,12 @@ class Runner:
         )
 
     async def _generate(self, reply: _Reply, provider: Provider, request: ChatRequest) -> None:
+        # this task's own context: every line it (and its title task) logs has the ids
+        logs.bind(
+            userId=reply.user_id, conversationId=reply.conversation_id, messageId=reply.message_id
+        )
+        log.debug("reply started (model %s)", reply.model, extra={"model": reply.model})
+        reply.started_at = time.monotonic()
         machine = reply.machine
         try:
             await self._stream(reply, provider, request)
@@ -309,11 +334,35 @@ class Runner:
         except TimeoutError:
             machine.timed_out()
         except DuraChatError as exc:
+            self._provider_failed(reply, exc.code, exc.message)
             machine.fail(ErrorInfo(exc.code, exc.message))
         except Exception:
-            log.exception("reply %s failed", reply.message_id)
+            log.exception("reply failed in the server")
+            self._provider_failed(reply, "internal", "")
             machine.fail(ErrorInfo("internal", "the server failed while generating this reply"))
         await self._finish(reply)
+
+    def _provider_failed(self, reply: _Reply, code: str, reason: str) -> None:
+        self.metrics.provider_error(reply.provider, code)
+        fields = {"provider": reply.provider, "model": reply.model, "code": code}
+        # error messages are written for users and never hold secrets (errors.py)
+        log.warning("provider %s failed: %s %s", reply.provider, code, reason, extra=fields)
+
+    def _ended(self, reply: _Reply) -> None:
+        """Count and log a reply's end (before its `done` is published)."""
+        machine = reply.machine
+        assert machine.final is not None
+        seconds = time.monotonic() - reply.started_at
+        status = machine.final.status.value
+        self.metrics.reply_ended(status)
+        fields = {
+            "status": status,
+            "finishReason": machine.finish_reason,
+            "model": reply.model,
+            "seq": machine.seq,
+            "seconds": round(seconds, 3),
+        }
+        log.info("reply %s after %.2f s, seq %d", status, seconds, machine.seq, extra=fields)
 
     async def _stream(self, reply: _Reply, provider: Provider, request: ChatRequest) -> None:
         machine = reply.machine
@@ -321,11 +370,18 @@ class Runner:
         add = self.committer.add
         message_id, epoch = reply.message_id, reply.epoch
         async with asyncio.timeout(self._settings.max_reply_seconds):
+            asked = time.perf_counter()
             source = provider.stream(request)
             if reply.drop_repeats_of:
                 source = drop_repeats(source, reply.drop_repeats_of)
             async with contextlib.aclosing(source) as stream:
-                async for event in stream:
+                async for event in stream:  # the first event: time to first token
+                    self.metrics.first_token(reply.provider, time.perf_counter() - asked)
+                    self._first_event(reply, event)
+                    break
+                if machine.final is not None:
+                    return
+                async for event in stream:  # the same stream, from its second event
                     if type(event) is TextDelta:  # the hot path: one frame, one append
                         frame = machine.text(event.text)
                         if frame is not None:
@@ -337,6 +393,17 @@ class Runner:
                     if machine.final is not None:
                         break
         machine.end_of_stream()
+
+    def _first_event(self, reply: _Reply, event: ProviderEvent) -> None:
+        """The stream's first event: what the hot loop does, kept out of it."""
+        if type(event) is not TextDelta:
+            self._other_event(reply, event)
+            return
+        frame = reply.machine.text(event.text)
+        if frame is not None:
+            self._bus.publish(frame)
+            self.committer.add(reply.message_id, reply.epoch, frame.content, frame.seq)
+            self.text_events += 1
 
     def _other_event(self, reply: _Reply, event: ProviderEvent) -> None:
         """Reasoning and the finish: rarer than text, through the general path."""
@@ -361,6 +428,7 @@ class Runner:
                 reply.message_id, reply.epoch, machine.seq, machine.final, machine.reasoning_seq
             )
         finally:
+            self._ended(reply)
             for frame in machine.closing_frames():
                 self._bus.publish(frame)
             self._bus.end_log(reply.message_id)
@@ -410,7 +478,8 @@ class Runner:
     def _on_fenced(self, message_id: str) -> None:
         reply = self._replies.get(message_id)
         if reply is not None and reply.task is not None and not reply.machine.finished:
-            log.warning("reply %s was taken over elsewhere; stopping here", message_id)
+            ids = {"conversationId": reply.conversation_id, "messageId": message_id}
+            log.warning("reply was taken over elsewhere; stopping here", extra=ids)
             reply.stop_status = Status.INTERRUPTED
             reply.task.cancel()
 

@@ -87,12 +87,15 @@ class GroupCommitter:
         flush_ms: int,
         on_fenced: Callable[[str], None] = lambda _: None,
         on_failed: Callable[[list[str], str], None] = lambda _ids, _reason: None,
+        on_flushed: Callable[[float], None] = lambda _seconds: None,
     ) -> None:
+        """`on_flushed` is told the seconds of each flush that committed (metrics)."""
         self._store = store
         self._chunks = flush_chunks
         self._window = flush_ms / 1000
         self._on_fenced = on_fenced
         self._on_failed = on_failed
+        self._on_flushed = on_flushed
         self._pending: dict[str, _Pending] = {}
         self._signal: asyncio.Future[None] | None = None  # what the flush loop waits on
         self._urgent = False  # a reply has flush_chunks unwritten chunks, or has ended
@@ -188,6 +191,7 @@ class GroupCommitter:
         if not batch:
             return
         items = [entry.item(message_id) for message_id, entry in batch.items()]
+        started = time.perf_counter()
         try:
             fenced = await self._store.apply_flush(items)
         except Exception as exc:  # the database failed: keep the text, retry
@@ -196,6 +200,7 @@ class GroupCommitter:
             self._requeue(batch, str(exc))
             await asyncio.sleep(self._window)
             return
+        self._on_flushed(time.perf_counter() - started)
         self.last_error = None
         for message_id, entry in batch.items():
             if message_id in fenced:
