@@ -25,7 +25,7 @@ from durachat.auth.identity import Identity
 from durachat.auth.network import Proxies
 from durachat.auth.ratelimit import LoginLimiter
 from durachat.auth.tokens import new_token
-from durachat.bus.memory import MemoryBus
+from durachat.bus.configured import configured_bus
 from durachat.metrics import Metrics
 from durachat.providers.registry import build_registry
 from durachat.runner.runner import Runner
@@ -51,7 +51,7 @@ async def build_services(settings: Settings) -> Services:
     except BaseException:
         await store.close()
         raise
-    bus = MemoryBus(settings.replay_ttl_s)
+    bus = configured_bus(settings)
     identity = Identity(store, settings.auth_enabled, settings.public_url, settings.extra_origins)
     metrics = Metrics()
     runner = Runner(settings, store, bus, registry, metrics)
@@ -60,9 +60,12 @@ async def build_services(settings: Settings) -> Services:
     limiter = LoginLimiter(
         settings.login_window_s, settings.login_max_per_account, settings.login_max_per_address
     )
-    return Services(
+    services = Services(
         settings, store, bus, registry, runner, identity, proxies, limiter, metrics=metrics
     )
+    if settings.redis_url:
+        services.readiness["redis"] = bus.ping
+    return services
 
 
 async def offer_setup(services: Services) -> None:
@@ -82,6 +85,7 @@ async def offer_setup(services: Services) -> None:
 
 
 async def start_services(services: Services) -> None:
+    await services.bus.start()
     await services.identity.ensure_local_user()
     await services.store.delete_old_sessions()
     await offer_setup(services)
@@ -103,6 +107,7 @@ async def drain(services: Services) -> None:
 async def stop_services(services: Services) -> None:
     services.ready = False
     await drain(services)
+    await services.bus.close()
     await services.registry.aclose()
     await services.store.close()
 

@@ -106,6 +106,23 @@ class Settings:
         4096, "Frames queued for one socket before they are dropped for a `resync`."
     )
     replay_ttl_s: int = _setting(300, "Seconds a reply's replay log is kept after it ends.")
+    redis_url: str = _setting(
+        "", "Redis for many nodes, `redis://host:6379/0`; empty: one node, events in process."
+    )
+    redis_stream_max: int = _setting(
+        20_000, "Events one reply's (or conversation's) Redis Stream keeps; older ones are trimmed."
+    )
+    redis_timeout_ms: int = _setting(
+        2000, "Redis command timeout, and the longest a subscribe waits for live events."
+    )
+    redis_retry_max_ms: int = _setting(
+        2000, "Longest wait between attempts to reach Redis again after it failed."
+    )
+    redis_buffer_events: int = _setting(
+        100_000,
+        "Events a node keeps for Redis while it is unreachable; past that the oldest are "
+        "dropped and other nodes' readers get `resync`.",
+    )
     sqlite_busy_ms: int = _setting(5000, "How long a SQLite write waits for a lock held elsewhere.")
     sqlite_max_pages: int = _setting(
         0, "Cap on the SQLite database's size in pages (0: none); past it writes fail as full."
@@ -212,7 +229,16 @@ def _convert(setting: SettingInfo, raw: object) -> Any:
 def _check(values: dict[str, Any]) -> None:
     if values["auth"] not in ("on", "off"):
         raise ConfigError(f"DURACHAT_AUTH must be 'on' or 'off', not {values['auth']!r}")
-    for name in ("flush_chunks", "flush_ms", "outbox_frames", "max_prompt_chars"):
+    for name in (
+        "flush_chunks",
+        "flush_ms",
+        "outbox_frames",
+        "max_prompt_chars",
+        "redis_stream_max",
+        "redis_timeout_ms",
+        "redis_retry_max_ms",
+        "redis_buffer_events",
+    ):
         if values[name] < 1:
             raise ConfigError(f"DURACHAT_{name.upper()} must be at least 1")
     if values["log_format"] not in ("text", "json"):

@@ -31,26 +31,26 @@ async def test_replay_returns_exactly_what_follows_a_seq() -> None:
     bus = MemoryBus(60)
     for seq in range(1, 6):
         bus.publish(events.text("c", "m", seq, f"t{seq}"))
-    replayed = bus.replay("m", 2)
+    replayed = await bus.replay("m", 2)
     assert replayed is not None and [f.seq for f in replayed] == [3, 4, 5]
-    assert bus.replay("m", 5) == []
-    assert bus.replay("unknown", 0) is None
+    assert await bus.replay("m", 5) == []
+    assert await bus.replay("unknown", 0) is None
 
 
 async def test_a_log_that_starts_late_cannot_replay_from_before() -> None:
     bus = MemoryBus(60)
     bus.publish(events.text("c", "m", 10, "x"))  # e.g. a continued reply
-    assert bus.replay("m", 5) is None
-    assert bus.replay("m", 9) is not None
+    assert await bus.replay("m", 5) is None
+    assert await bus.replay("m", 9) is not None
 
 
 async def test_logs_expire_after_the_ttl() -> None:
     bus = MemoryBus(0.01)
     bus.publish(events.text("c", "m", 1, "x"))
     bus.end_log("m")
-    assert bus.replay("m", 0) is not None
+    assert await bus.replay("m", 0) is not None
     await asyncio.sleep(0.05)
-    assert bus.replay("m", 0) is None
+    assert await bus.replay("m", 0) is None
 
 
 async def test_overflow_drops_the_queue_and_sends_resync_until_resubscribed() -> None:

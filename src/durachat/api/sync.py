@@ -21,12 +21,12 @@ from durachat.metrics import Metrics
 from durachat.store.base import Store
 
 
-def stitch(bus: Bus, messages: list[Message]) -> list[Message]:
+async def stitch(bus: Bus, messages: list[Message]) -> list[Message]:
     """Messages with the replay log's text past each streaming message's stored seq."""
     result = []
     for message in messages:
         if message.status is Status.STREAMING:
-            tail = bus.log_tail(message.id, message.seq)
+            tail = await bus.log_tail(message.id, message.seq)
             if tail:
                 content = message.content + "".join(f.content for f in tail)
                 message = replace(message, content=content, seq=tail[-1].seq)
@@ -40,10 +40,10 @@ async def snapshot(
     """The conversation and every message, including text not yet flushed."""
     conversation = await store.get_conversation(user_id, conversation_id)
     messages = await store.list_messages(user_id, conversation_id)
-    return conversation, stitch(bus, messages)
+    return conversation, await stitch(bus, messages)
 
 
-def _delta(
+async def _delta(
     bus: Bus, messages: list[Message], after_message_id: str, after_seq: int
 ) -> tuple[list[Frame], Watermark] | None:
     newest = next((m for m in reversed(messages) if m.role is Role.ASSISTANT), None)
@@ -52,7 +52,7 @@ def _delta(
     if after_seq == newest.seq:
         frames: list[Frame] = []
     else:
-        replayed = bus.replay(newest.id, after_seq)
+        replayed = await bus.replay(newest.id, after_seq)
         if replayed is None:
             return None
         frames = [f for f in replayed if f.seq <= newest.seq]
@@ -91,13 +91,15 @@ async def bring_up_to_date(
     outbox.hold(conversation_id)
     bus.subscribe(outbox, conversation_id)
     try:
+        await bus.settle(conversation_id)  # live frames from here on reach the outbox
         conversation, messages = await snapshot(store, bus, user_id, conversation_id)
+        plan = None
+        if after_message_id is not None:
+            plan = await _delta(bus, messages, after_message_id, after_seq or 0)
+        await bus.settle(conversation_id)  # those from before are held: filtered below
     except BaseException:
         bus.unsubscribe(outbox, conversation_id)
         raise
-    plan = None
-    if after_message_id is not None:
-        plan = _delta(bus, messages, after_message_id, after_seq or 0)
     frames, watermark = plan or ([events.catchup(conversation, messages)], _covered(messages))
     if metrics is not None:
         kind = "snapshot" if after_message_id is None else "delta" if plan else "full"

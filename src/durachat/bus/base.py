@@ -4,7 +4,11 @@ A generation publishes encoded frames; sockets attach an `Outbox` and subscribe 
 conversations. Each reply keeps a replay log of its `text` frames, from which a
 reconnecting client gets exactly what it missed; the log is a cache that expires
 some minutes after the reply ends (DESIGN.md invariant 6). `memory.py` is the
-single-process bus; a Redis bus for many nodes implements the same protocol.
+single-process bus; `redis.py` is the bus of many nodes, held to the same contract
+(tests/contract/test_bus.py).
+
+Publishing and subscribing never await: they sit on the per-chunk path. Reading a
+log, settling a subscription and the bus's own start and stop may (Redis).
 """
 
 from __future__ import annotations
@@ -16,6 +20,18 @@ from durachat.events import Frame
 
 
 class Bus(Protocol):
+    async def start(self) -> None:
+        """Begin serving (a remote bus connects and starts its reader)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop: hand what is pending on (bounded), release connections."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the bus can carry events now (for `/readyz`); never raises."""
+        ...
+
     def attach(self, outbox: Outbox) -> None:
         """Register a socket's outbox for its user's conversation-list events."""
         ...
@@ -30,6 +46,18 @@ class Bus(Protocol):
 
     def unsubscribe(self, outbox: Outbox, conversation_id: str) -> None: ...
 
+    async def settle(self, conversation_id: str) -> None:
+        """Wait until the conversation's live delivery here is current: every frame
+        published before this call has reached its subscribed outboxes (or, for a
+        subscription made just before, is older than it), and every later one will.
+
+        "Subscribe, then snapshot" (DESIGN.md invariant 3) calls it after
+        subscribing and again after reading the snapshot, before releasing the
+        held frames. In one process delivery is synchronous and this returns at
+        once.
+        """
+        ...
+
     def publish(self, frame: Frame) -> None:
         """Send a conversation's frame to its subscribers; log `text` frames."""
         ...
@@ -42,12 +70,12 @@ class Bus(Protocol):
         """The reply ended: keep its replay log for the TTL, then drop it."""
         ...
 
-    def replay(self, message_id: str, after_seq: int) -> list[Frame] | None:
+    async def replay(self, message_id: str, after_seq: int) -> list[Frame] | None:
         """The logged `text` frames with seq > after_seq, or None if the log does not
         hold all of them."""
         ...
 
-    def log_tail(self, message_id: str, after_seq: int) -> list[Frame]:
+    async def log_tail(self, message_id: str, after_seq: int) -> list[Frame]:
         """Whatever the log holds past after_seq, contiguous from after_seq + 1."""
         ...
 

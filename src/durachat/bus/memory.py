@@ -2,7 +2,9 @@
 
 Publishing never awaits: a frame is appended to each subscriber's bounded outbox
 (the same string object for all of them) and to the reply's replay log. Logs of
-finished replies are dropped `replay_ttl_s` seconds after the end.
+finished replies are dropped `replay_ttl_s` seconds after the end. The Redis bus
+uses one of these for its own node's sockets and replies (`fan_out` delivers a
+frame that came from another node without logging it).
 """
 
 from __future__ import annotations
@@ -35,6 +37,20 @@ class MemoryBus:
         self._users: dict[str, set[Outbox]] = defaultdict(set)
         self._logs: dict[str, _Log] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for handle in self._expiry.values():
+            handle.cancel()
+        self._expiry.clear()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def settle(self, conversation_id: str) -> None:
+        return None  # publishing delivers synchronously: nothing is in flight
 
     def attach(self, outbox: Outbox) -> None:
         self._users[outbox.user_id].add(outbox)
@@ -73,8 +89,37 @@ class MemoryBus:
                 outbox.push(frame)
 
     def publish_user(self, user_id: str, frame: Frame) -> None:
+        self.fan_out_user(user_id, frame.data)
+
+    def fan_out(self, frame: Frame) -> None:
+        """Deliver a conversation's frame to its subscribers here, without logging it."""
+        subscribers = self._topics.get(frame.conversation_id or "")
+        if subscribers:
+            for outbox in subscribers:
+                outbox.push(frame)
+
+    def fan_out_user(self, user_id: str, data: str) -> None:
         for outbox in self._users.get(user_id, ()):
-            outbox.push_data(frame.data)
+            outbox.push_data(data)
+
+    def subscribers(self, conversation_id: str) -> set[Outbox]:
+        """The outboxes subscribed to a conversation here (do not change the set)."""
+        return self._topics.get(conversation_id) or set()
+
+    def conversations(self) -> list[str]:
+        """The conversations that have a subscriber here."""
+        return list(self._topics)
+
+    def users(self) -> list[str]:
+        """The users that have a socket attached here."""
+        return list(self._users)
+
+    def forget_log(self, message_id: str) -> None:
+        """Drop a reply's log now (a new generation of it starts afresh)."""
+        handle = self._expiry.pop(message_id, None)
+        if handle is not None:
+            handle.cancel()
+        self._logs.pop(message_id, None)
 
     def end_log(self, message_id: str) -> None:
         if message_id not in self._logs:
@@ -89,14 +134,18 @@ class MemoryBus:
         self._logs.pop(message_id, None)
         self._expiry.pop(message_id, None)
 
-    def replay(self, message_id: str, after_seq: int) -> list[Frame] | None:
+    def logged(self, message_id: str, after_seq: int) -> list[Frame] | None:
+        """`replay`, synchronously."""
         log = self._logs.get(message_id)
         if log is None or log.first_seq > after_seq + 1:
             return None
         return log.after(after_seq)
 
-    def log_tail(self, message_id: str, after_seq: int) -> list[Frame]:
-        return self.replay(message_id, after_seq) or []
+    async def replay(self, message_id: str, after_seq: int) -> list[Frame] | None:
+        return self.logged(message_id, after_seq)
+
+    async def log_tail(self, message_id: str, after_seq: int) -> list[Frame]:
+        return self.logged(message_id, after_seq) or []
 
     def sockets(self, user_id: str) -> int:
         return len(self._users.get(user_id, ()))

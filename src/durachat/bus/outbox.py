@@ -168,6 +168,15 @@ class Outbox:
         if self._send is None:
             self._wake.set()
 
+    def resync(self, conversation_id: str, reason: str = "slow_consumer") -> None:
+        """Frames of a conversation may have been lost on their way here: drop what
+        is held, send `resync`, and drop further frames until it subscribes again."""
+        if conversation_id not in self.conversations or conversation_id in self.resyncing:
+            return
+        self._held.pop(conversation_id, None)
+        self.resyncing.add(conversation_id)
+        self.push_data(events.resync(conversation_id, reason).data)
+
     def hold(self, conversation_id: str) -> None:
         """Start holding live frames of a conversation while a snapshot is made."""
         self._held[conversation_id] = []
