@@ -15,14 +15,24 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from durachat.store.engine import async_url
 from durachat.store.migrate import alembic_config, current_revision
+from durachat.store.search import SEARCH_OBJECT_PREFIX
 from durachat.store.sql import open_store
 from durachat.store.tables import metadata
 from tests.pg import PrivatePostgres
 
 
+def _not_search_index(name: str | None, type_: str, parents: Any) -> bool:
+    """The full-text index is dialect-specific DDL (migration 0004), not in tables.py."""
+    return not (name or "").startswith(SEARCH_OBJECT_PREFIX)
+
+
 def _schema_diff(connection: Connection) -> list[Any]:
     # Alembic misreads SQLite's '' defaults as changed; they are checked in _defaults.
-    opts = {"compare_type": True, "compare_server_default": connection.dialect.name != "sqlite"}
+    opts = {
+        "compare_type": True,
+        "compare_server_default": connection.dialect.name != "sqlite",
+        "include_name": _not_search_index,
+    }
     context = MigrationContext.configure(connection, opts=opts)
     return list(compare_metadata(context, metadata))
 

@@ -4,8 +4,9 @@ A new route or message type is covered without anyone remembering: every HTTP
 route (walked from `create_app`) and every client message type (from
 `api/protocol.py`) is tried with no credentials (401 / close 4401), with a
 disabled user's token (refused), and as another user on Alice's objects (404 /
-`not_found`, admin routes 403). A route whose path names an object this test does
-not know fails the test until it is classified here. The SSE stream and its
+`not_found`, admin routes 403), and no answer to another user contains a word of
+Alice's prompt (search is given that word in `QUERIES`). A route whose path names an
+object this test does not know fails the test until it is classified here. The SSE stream and its
 resume positions are covered explicitly.
 """
 
@@ -39,6 +40,8 @@ PUBLIC = {
     "/api/auth/login",
 }
 ADMIN_PREFIX = "/api/admin/"
+SECRET = "zanzibarquokka"  # in Alice's prompt: no answer to anyone else may contain it
+QUERIES = {"/api/search": f"?q={SECRET}"}  # routes that look Alice's text up by content
 NO_OBJECT_TYPES = {"ping", "unsubscribe"}  # carry no id of anything a user owns
 
 
@@ -80,7 +83,7 @@ class World:
         for name in ("conversation_id", "token_id", "user_id"):
             path = path.replace("{" + name + "}", self.ids[name])
         assert "{" not in path, f"classify the object in {template} in test_authorization.py"
-        return path
+        return path + QUERIES.get(template, "")
 
     def body(self, method: str, path: str) -> Any:
         if path == "/api/chat":
@@ -99,7 +102,7 @@ async def world(make_server: MakeServer) -> World:
     assert cli(server.data_dir, "user", "disable", "carol").returncode == 0
     server.start()
     alice = await WsClient.connect(server.ws, headers=bearer(tokens["alice"]))
-    created = await start(alice, "!demo chunks=2 delay_ms=1")
+    created = await start(alice, f"!demo chunks=2 delay_ms=1\n{SECRET}")
     await alice.until(is_done)
     await alice.close()
     me = call(server, "GET", "/api/auth/me", headers=bearer(tokens["alice"])).body["user"]
@@ -138,12 +141,16 @@ async def test_every_route_refuses_strangers_disabled_users_and_other_users(
             assert (bob.status, bob.code) == (403, "forbidden"), (method, template)
         elif "{" in template or template in ("/api/chat", "/test/chat"):
             assert (bob.status, bob.code) == (404, "not_found"), (method, template, bob.body)
+        assert SECRET not in str(bob.body), (method, template, "leaks Alice's text")
     # Alice's objects are untouched and listed for nobody else
     alice = bearer(world.tokens["alice"])
     conversation = f"/api/conversations/{world.ids['conversation_id']}"
     assert call(server, "GET", conversation, headers=alice).status == 200
     others = bearer(world.tokens["bob"])
     assert call(server, "GET", "/api/conversations", headers=others).body["conversations"] == []
+    # the content lookups do find Alice's text for Alice: the leak check above is live
+    for template, query in QUERIES.items():
+        assert SECRET in str(call(server, "GET", template + query, headers=alice).body)
 
 
 async def test_the_event_stream_and_its_resume_positions_are_owned(world: World) -> None:

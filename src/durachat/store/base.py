@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from durachat.domain import Conversation, ErrorInfo, Message, Status, Usage, User
+from durachat.domain import Conversation, ErrorInfo, Message, Role, Status, Usage, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,29 @@ class ConversationPatch:
 class ConversationPage:
     conversations: list[Conversation]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SnippetPart:
+    """A piece of a search result's snippet: plain text, marked when it matched.
+
+    Never HTML: a client shows `text` as text and marks the parts that matched."""
+
+    text: str
+    match: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One search result: a message that matched, or a conversation whose title did."""
+
+    conversation_id: str
+    title: str
+    message_id: str | None
+    """None when the conversation's title matched rather than a message."""
+    role: Role | None
+    snippet: tuple[SnippetPart, ...]
+    created_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +285,18 @@ class Store(Protocol):
         """
         ...
 
+    async def search(self, user_id: str, query: str, *, limit: int) -> list[SearchHit]:
+        """The user's messages and conversation titles that contain every word of
+        `query` (the last word also as a prefix), best first, at most `limit`.
+
+        Conversations whose title matches come first (at most a few), then messages
+        ranked by the database's full-text ranking (SQLite FTS5 bm25, PostgreSQL
+        `ts_rank_cd`), each with a snippet. Messages still streaming are not indexed
+        until they end. The query is words, never the database's query syntax: any
+        text is safe, and a query without a word answers no results.
+        """
+        ...
+
     async def recover_streaming(self) -> list[Message]:
         """Mark every `streaming` message `interrupted` (text kept) and clear the
         conversations' active reply. Returns the messages as they are now."""
@@ -282,6 +317,8 @@ __all__ = [
     "FlushItem",
     "NewConversation",
     "NewTurn",
+    "SearchHit",
+    "SnippetPart",
     "Store",
     "StoreStats",
     "conversation_cursor",

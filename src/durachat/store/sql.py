@@ -34,7 +34,7 @@ from durachat.domain import (
     now_iso,
 )
 from durachat.errors import BadRequest, Conflict, NotFound
-from durachat.store import accounts
+from durachat.store import accounts, search
 from durachat.store.base import (
     ApiTokenInfo,
     ClientCommand,
@@ -43,6 +43,7 @@ from durachat.store.base import (
     FlushItem,
     NewConversation,
     NewTurn,
+    SearchHit,
     StoreStats,
     conversation_cursor,
 )
@@ -336,6 +337,17 @@ class SqlStore:
         self.stats.flushed_items += len(items)
         self.stats.flush_seconds_total += time.perf_counter() - started
         return stale
+
+    async def search(self, user_id: str, query: str, *, limit: int) -> list[SearchHit]:
+        if limit < 1:
+            raise BadRequest("limit must be at least 1")
+        words = search.terms(query)
+        if not words:
+            return []
+        async with self._read() as conn:
+            titles = await search.search_titles(conn, user_id, words)
+            found = await search.search_messages(conn, user_id, words, limit)
+        return (titles + found)[:limit]
 
     async def recover_streaming(self) -> list[Message]:
         rows = await self._write(_recover)
