@@ -77,6 +77,28 @@ export async function deleteConversation(id: string): Promise<void> {
   await call<void>('DELETE', `/api/conversations/${encodeURIComponent(id)}`);
 }
 
+/** A piece of a search snippet: plain text, never HTML; `match` marks a hit. */
+export interface SnippetPart {
+  text: string;
+  match: boolean;
+}
+
+/** A message that matched, or (messageId null) a conversation whose title did. */
+export interface SearchResult {
+  conversationId: string;
+  title: string;
+  messageId: string | null;
+  role: 'user' | 'assistant' | 'system' | null;
+  snippet: SnippetPart[];
+  createdAt: string;
+}
+
+export async function search(query: string, limit = 20): Promise<SearchResult[]> {
+  const params = new URLSearchParams({ q: query, limit: String(limit) });
+  const data = await call<{ results: SearchResult[] }>('GET', `/api/search?${params}`);
+  return data.results;
+}
+
 export async function listModels(): Promise<{ models: ModelInfo[]; default: string | null }> {
   return call('GET', '/api/models');
 }

@@ -18,6 +18,11 @@ export class AppState {
   conversations: Conversation[] = $state([]);
   showArchived = $state(false);
   search = $state('');
+  /** Server search results for `search`; null while no search is shown. */
+  searchResults: api.SearchResult[] | null = $state(null);
+  /** A message to scroll to and show the branch of, once its conversation is loaded
+   *  (`?m=` in the URL, a search result). */
+  focusMessageId: string | null = $state(null);
   models: ModelInfo[] = $state([]);
   defaultModel: string | null = $state(null);
   newChatModel: string | null = $state(null);
@@ -50,6 +55,7 @@ export class AppState {
           break;
         case 'snapshot':
           this.syncAll();
+          this.showFocused();
           break;
         case 'message':
           this.syncMessage(event.messageId);
@@ -85,8 +91,9 @@ export class AppState {
   start(): void {
     this.theme = (localStorage.getItem('durachat-theme') as Theme | null) ?? 'system';
     this.applyTheme();
-    const id = new URLSearchParams(location.search).get('c');
-    this.openConversation(id, false);
+    const params = new URLSearchParams(location.search);
+    this.openConversation(params.get('c'), false);
+    this.focusMessageId = params.get('m');
     this.client.start();
     window.addEventListener('popstate', () => {
       const next = new URLSearchParams(location.search).get('c');
@@ -132,16 +139,19 @@ export class AppState {
 
   // ---- navigation -------------------------------------------------------------------
 
-  setUrl(id: string | null, replace: boolean): void {
+  setUrl(id: string | null, replace: boolean, messageId: string | null = null): void {
     const url = new URL(location.href);
     if (id) url.searchParams.set('c', id);
     else url.searchParams.delete('c');
+    if (messageId) url.searchParams.set('m', messageId);
+    else url.searchParams.delete('m');
     if (url.href === location.href) return;
     if (replace) history.replaceState(null, '', url);
     else history.pushState(null, '', url);
   }
 
   openConversation(id: string | null, push = true): void {
+    this.focusMessageId = null;
     this.loaded = id === null;
     this.missing = false;
     this.client.open(id);
@@ -149,6 +159,37 @@ export class AppState {
     this.notice = '';
     this.sidebarOpen = false;
     if (push) this.setUrl(id, false);
+  }
+
+  /** Open a search result: its conversation, scrolled to its message on its branch. */
+  openMessage(conversationId: string, messageId: string | null): void {
+    if (conversationId !== this.conversationId) this.openConversation(conversationId, false);
+    this.focusMessageId = messageId;
+    this.sidebarOpen = false;
+    this.setUrl(conversationId, false, messageId);
+    this.showFocused();
+  }
+
+  /** Select the branch of the focused message when it is loaded and not shown. */
+  private showFocused(): void {
+    const id = this.focusMessageId;
+    if (!id || !this.tree.byId.has(id) || this.thread.some((m) => m.id === id)) return;
+    const message = this.tree.byId.get(id);
+    if (message) void this.showBranch(message);
+  }
+
+  async runSearch(query: string): Promise<void> {
+    const q = query.trim();
+    if (!q) {
+      this.searchResults = null;
+      return;
+    }
+    try {
+      const results = await api.search(q);
+      if (this.search.trim() === q) this.searchResults = results;
+    } catch (error) {
+      this.notice = `Search failed: ${String(error)}`;
+    }
   }
 
   // ---- commands ---------------------------------------------------------------------
