@@ -80,7 +80,7 @@ class World:
 
     def path(self, template: str) -> str:
         path = template
-        for name in ("conversation_id", "token_id", "user_id"):
+        for name in ("conversation_id", "message_id", "token_id", "user_id"):
             path = path.replace("{" + name + "}", self.ids[name])
         assert "{" not in path, f"classify the object in {template} in test_authorization.py"
         return path + QUERIES.get(template, "")

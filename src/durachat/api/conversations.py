@@ -1,4 +1,5 @@
-"""HTTP endpoints of conversations: list, catch-up, patch, delete, stop (PROTOCOL.md 8)."""
+"""HTTP endpoints of conversations: list, catch-up, patch, delete, stop (PROTOCOL.md 8),
+and deleting a message with its subtree."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from durachat import events
 from durachat.api.deps import ServicesDep, UserDep
 from durachat.api.sync import snapshot
 from durachat.domain import split_model_id
-from durachat.errors import BadRequest
+from durachat.errors import BadRequest, NotFound
 from durachat.store.base import ConversationPatch
 
 router = APIRouter()
@@ -99,6 +100,23 @@ async def delete_conversation(
     await services.store.delete_conversation(user.id, conversation_id)
     services.bus.publish_user(user.id, events.conversation_deleted(conversation_id))
     return Response(status_code=204)
+
+
+@router.delete("/api/conversations/{conversation_id}/messages/{message_id}")
+async def delete_message(
+    services: ServicesDep, user: UserDep, conversation_id: str, message_id: str
+) -> dict[str, Any]:
+    """Delete the message and its subtree (409 while a reply in it streams); the
+    current leaf moves to a sibling's branch or the parent. Every tab of the user
+    gets the new list entry, and every subscriber of the conversation a `catchup`."""
+    message = await services.store.get_message(user.id, message_id)
+    if message.conversation_id != conversation_id:
+        raise NotFound("message not found")
+    await services.store.delete_message(user.id, message_id)
+    conversation, messages = await snapshot(services.store, services.bus, user.id, conversation_id)
+    services.bus.publish_user(user.id, events.conversation_updated(conversation))
+    services.bus.publish(events.catchup(conversation, messages))
+    return {"conversation": conversation.to_wire()}
 
 
 @router.post("/api/conversations/{conversation_id}/stop")

@@ -269,6 +269,16 @@ class Store(Protocol):
         """Delete the conversation and all its messages."""
         ...
 
+    async def delete_message(self, user_id: str, message_id: str) -> Conversation:
+        """Delete the message and every message below it; return the conversation.
+
+        When the current leaf was among them it moves to the newest leaf under the
+        nearest remaining sibling (the older first), else to the parent, else to
+        None. `NotFound` for another user's message; `Conflict` while a reply in
+        the subtree streams.
+        """
+        ...
+
     async def list_messages(self, user_id: str, conversation_id: str) -> list[Message]:
         """Every message of every branch, oldest first (`created_at`, then id)."""
         ...

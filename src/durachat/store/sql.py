@@ -34,7 +34,7 @@ from durachat.domain import (
     now_iso,
 )
 from durachat.errors import BadRequest, Conflict, NotFound
-from durachat.store import accounts, search
+from durachat.store import accounts, branches, search
 from durachat.store.base import (
     ApiTokenInfo,
     ClientCommand,
@@ -309,6 +309,9 @@ class SqlStore:
     async def delete_conversation(self, user_id: str, conversation_id: str) -> None:
         await self._write(lambda conn: _delete_conversation(conn, user_id, conversation_id))
 
+    async def delete_message(self, user_id: str, message_id: str) -> Conversation:
+        return await self._write(lambda conn: _delete_message(conn, user_id, message_id))
+
     async def list_messages(self, user_id: str, conversation_id: str) -> list[Message]:
         query = (
             select(messages)
@@ -487,6 +490,47 @@ async def _delete_conversation(conn: AsyncConnection, user_id: str, conversation
     result = await conn.execute(delete(conversations).where(owned))
     if result.rowcount == 0:
         raise NotFound("conversation not found")
+
+
+async def _delete_message(conn: AsyncConnection, user_id: str, message_id: str) -> Conversation:
+    """Delete a message's subtree and move the current leaf off it, in one transaction.
+
+    The conversation row is locked first (PostgreSQL), so no turn can claim it
+    between the streaming check and the delete."""
+    query = select(_m.conversation_id).where(_m.id == message_id, _m.user_id == user_id)
+    conversation_id = await conn.scalar(query)
+    if conversation_id is None:
+        raise NotFound("message not found")
+    c = conversations.c
+    locked = (
+        select(conversations).where(c.id == conversation_id, c.user_id == user_id).with_for_update()
+    )
+    conversation = _conversation((await conn.execute(locked)).one())
+    rows = (
+        await conn.execute(
+            select(_m.id, _m.parent_id, _m.created_at, _m.status).where(
+                _m.conversation_id == conversation_id, _m.user_id == user_id
+            )
+        )
+    ).all()
+    nodes = [branches.Node(r.id, r.parent_id, r.created_at) for r in rows]
+    gone, leaf = branches.leaf_after_delete(nodes, message_id, conversation.current_leaf_id)
+    streaming = {r.id for r in rows if r.status == Status.STREAMING.value}
+    if gone & (streaming | {conversation.active_message_id}):
+        raise Conflict("a reply in this branch is streaming; stop it before deleting")
+    ids = list(gone)
+    k = client_commands.c
+    await conn.execute(
+        delete(client_commands).where(
+            k.user_id == user_id,
+            or_(k.message_id.in_(ids), k.user_message_id.in_(ids)),
+        )
+    )
+    await conn.execute(delete(messages).where(_m.id.in_(ids), _m.user_id == user_id))
+    await conn.execute(
+        update(conversations).where(c.id == conversation_id).values(current_leaf_id=leaf)
+    )
+    return await _owned_conversation(conn, user_id, conversation_id)
 
 
 async def _flush(conn: AsyncConnection, items: Sequence[FlushItem], now: str) -> set[str]:

@@ -77,6 +77,13 @@ export async function deleteConversation(id: string): Promise<void> {
   await call<void>('DELETE', `/api/conversations/${encodeURIComponent(id)}`);
 }
 
+/** Delete a message and its subtree; the conversation comes back with its new leaf. */
+export async function deleteMessage(conversationId: string, messageId: string): Promise<Conversation> {
+  const path = `/api/conversations/${encodeURIComponent(conversationId)}/messages/${encodeURIComponent(messageId)}`;
+  const data = await call<{ conversation: Conversation }>('DELETE', path);
+  return data.conversation;
+}
+
 /** A piece of a search snippet: plain text, never HTML; `match` marks a hit. */
 export interface SnippetPart {
   text: string;

@@ -223,6 +223,18 @@ export class AppState {
     }
   }
 
+  /** Delete a message and its subtree; the server's `catchup` then redraws every tab. */
+  async deleteMessage(message: Message): Promise<void> {
+    if (!this.conversationId) return;
+    try {
+      const conversation = await api.deleteMessage(this.conversationId, message.id);
+      this.upsertConversation(conversation);
+      this.announce('Message deleted');
+    } catch (error) {
+      this.notice = `Could not delete: ${String(error)}`;
+    }
+  }
+
   /** Show another sibling's branch and remember it on the server. */
   async showBranch(sibling: Message): Promise<void> {
     if (!this.conversation || !this.conversationId) return;
