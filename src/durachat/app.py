@@ -17,7 +17,17 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from durachat import __version__
-from durachat.api import admin, auth, conversations, errors, health, search, security, sse
+from durachat.api import (
+    admin,
+    auth,
+    conversations,
+    errors,
+    health,
+    search,
+    security,
+    sse,
+    transfer,
+)
 from durachat.api.deps import Services
 from durachat.api.static import mount as mount_web_ui
 from durachat.api.ws import websocket_endpoint
@@ -132,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(conversations.router)
     app.include_router(search.router)
+    app.include_router(transfer.router)
     app.include_router(sse.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_api_websocket_route("/test/ws", websocket_endpoint)

@@ -102,6 +102,9 @@ class Settings:
     user_concurrent_replies: int = _setting(4, "Replies one user may have streaming at once.")
     max_prompt_chars: int = _setting(100_000, "Longest prompt accepted, in Unicode characters.")
     max_frame_bytes: int = _setting(1_048_576, "Largest WebSocket frame accepted (close 1009).")
+    import_max_bytes: int = _setting(
+        52_428_800, "Largest file `POST /api/import` accepts, in bytes (413 above)."
+    )
     outbox_frames: int = _setting(
         4096, "Frames queued for one socket before they are dropped for a `resync`."
     )
@@ -234,6 +237,7 @@ def _check(values: dict[str, Any]) -> None:
         "flush_ms",
         "outbox_frames",
         "max_prompt_chars",
+        "import_max_bytes",
         "redis_stream_max",
         "redis_timeout_ms",
         "redis_retry_max_ms",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from durachat.cli import bench, chat, migrate, models, serve, token, user
+from durachat.cli import bench, chat, export, migrate, models, serve, token, user
 
 app = typer.Typer(
     name="durachat",
@@ -18,5 +18,6 @@ app.command("migrate")(migrate.migrate)
 app.command("models")(models.models)
 app.command("chat")(chat.chat)
 app.command("bench")(bench.bench)
+app.command("export")(export.export)
 app.add_typer(user.app, name="user")
 app.add_typer(token.app, name="token")

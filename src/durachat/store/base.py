@@ -75,6 +75,32 @@ class NewTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportedConversation:
+    """A conversation read from an export file, inserted whole in one transaction.
+
+    Ids are new (`id`, and each message's); `source_id` says where it came from
+    (`durachat:<id>`, `chatgpt:<id>`): a user holds at most one conversation per
+    source, so importing the same file twice adds nothing. `original_id` is the id
+    in our own export: a user who still has that conversation already has it.
+    No message may be `streaming` (the reader makes such ones `interrupted`).
+    """
+
+    id: str
+    source_id: str
+    title: str
+    model: str
+    provider: str
+    messages: tuple[Message, ...]
+    current_leaf_id: str | None
+    created_at: str
+    updated_at: str
+    system_prompt: str = ""
+    pinned: bool = False
+    archived: bool = False
+    original_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ClientCommand:
     """What an earlier generating command with a `clientMessageId` did."""
 
@@ -269,6 +295,13 @@ class Store(Protocol):
         """Delete the conversation and all its messages."""
         ...
 
+    async def import_conversation(
+        self, user_id: str, imported: ImportedConversation
+    ) -> Conversation | None:
+        """Insert the conversation and its messages; None (nothing written) when the
+        user already has it (same `source_id`, or owns `original_id`)."""
+        ...
+
     async def delete_message(self, user_id: str, message_id: str) -> Conversation:
         """Delete the message and every message below it; return the conversation.
 
@@ -325,6 +358,7 @@ __all__ = [
     "ConversationPatch",
     "FinalState",
     "FlushItem",
+    "ImportedConversation",
     "NewConversation",
     "NewTurn",
     "SearchHit",

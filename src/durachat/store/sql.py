@@ -41,6 +41,7 @@ from durachat.store.base import (
     ConversationPage,
     ConversationPatch,
     FlushItem,
+    ImportedConversation,
     NewConversation,
     NewTurn,
     SearchHit,
@@ -309,6 +310,15 @@ class SqlStore:
     async def delete_conversation(self, user_id: str, conversation_id: str) -> None:
         await self._write(lambda conn: _delete_conversation(conn, user_id, conversation_id))
 
+    async def import_conversation(
+        self, user_id: str, imported: ImportedConversation
+    ) -> Conversation | None:
+        _check_import(imported)
+        return await self._write(
+            lambda conn: _import_conversation(conn, user_id, imported),
+            "this conversation is being imported already",
+        )
+
     async def delete_message(self, user_id: str, message_id: str) -> Conversation:
         return await self._write(lambda conn: _delete_message(conn, user_id, message_id))
 
@@ -492,6 +502,37 @@ async def _delete_conversation(conn: AsyncConnection, user_id: str, conversation
         raise NotFound("conversation not found")
 
 
+async def _import_conversation(
+    conn: AsyncConnection, user_id: str, imported: ImportedConversation
+) -> Conversation | None:
+    c = conversations.c
+    same = c.source_id == imported.source_id
+    if imported.original_id is not None:
+        same = or_(same, c.id == imported.original_id)
+    if await conn.scalar(select(c.id).where(c.user_id == user_id, same).limit(1)) is not None:
+        return None
+    row = {
+        "id": imported.id,
+        "user_id": user_id,
+        "title": imported.title,
+        "model": imported.model,
+        "provider": imported.provider,
+        "system_prompt": imported.system_prompt,
+        "pinned": imported.pinned,
+        "archived": imported.archived,
+        "current_leaf_id": imported.current_leaf_id,
+        "active_message_id": None,
+        "created_at": imported.created_at,
+        "updated_at": imported.updated_at,
+        "source_id": imported.source_id,
+    }
+    await conn.execute(insert(conversations).values(row))
+    if imported.messages:
+        rows = [_message_values(m, user_id) for m in imported.messages]
+        await conn.execute(insert(messages), rows)
+    return await _owned_conversation(conn, user_id, imported.id)
+
+
 async def _delete_message(conn: AsyncConnection, user_id: str, message_id: str) -> Conversation:
     """Delete a message's subtree and move the current leaf off it, in one transaction.
 
@@ -631,6 +672,17 @@ def _check_turn(turn: NewTurn) -> None:
     for message in (turn.user_message, turn.assistant_message):
         if message is not None and message.conversation_id != turn.conversation_id:
             raise ValueError(f"message {message.id} belongs to another conversation")
+
+
+def _check_import(imported: ImportedConversation) -> None:
+    ids = {m.id for m in imported.messages}
+    for message in imported.messages:
+        if message.conversation_id != imported.id or message.status is Status.STREAMING:
+            raise ValueError(f"imported message {message.id} is streaming or misplaced")
+        if message.parent_id is not None and message.parent_id not in ids:
+            raise ValueError(f"imported message {message.id} has no parent in the import")
+    if imported.current_leaf_id is not None and imported.current_leaf_id not in ids:
+        raise ValueError("the imported current leaf is not one of its messages")
 
 
 def _new_conversation(new: NewConversation, reply_id: str, now: str) -> dict[str, Any]:

@@ -68,8 +68,12 @@ conversations = Table(
     Column("active_message_id", String, nullable=True),
     Column("created_at", String, nullable=False),
     Column("updated_at", String, nullable=False),
+    # `durachat:<id>` or `chatgpt:<id>` for an imported conversation: importing the
+    # same one again is recognised (one per user and source).
+    Column("source_id", String, nullable=True),
     # Serves both "the user's conversations" and the keyset-paginated listing.
     Index(None, "user_id", "updated_at", "id"),
+    Index(None, "user_id", "source_id", unique=True),
 )
 
 messages = Table(

@@ -23,10 +23,11 @@ export function setUnauthorizedHandler(handler: (() => void) | null): void {
 }
 
 async function call<T>(method: string, path: string, body?: unknown, quiet401 = false): Promise<T> {
+  const raw = body instanceof Blob;
   const response = await fetch(path, {
     method,
     headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     credentials: 'same-origin',
   });
   if (!response.ok) {
@@ -75,6 +76,16 @@ export async function patchConversation(id: string, patch: ConversationPatch): P
 
 export async function deleteConversation(id: string): Promise<void> {
   await call<void>('DELETE', `/api/conversations/${encodeURIComponent(id)}`);
+}
+
+/** Import DuraChat's JSON export or ChatGPT's conversations.json (the file as is). */
+export async function importFile(file: Blob): Promise<{ imported: string[]; skipped: number }> {
+  return call('POST', '/api/import', file);
+}
+
+/** Where a conversation's export downloads from: `md` its branch, `json` its tree. */
+export function exportUrl(conversationId: string, format: 'md' | 'json'): string {
+  return `/api/conversations/${encodeURIComponent(conversationId)}/export?format=${format}`;
 }
 
 /** Delete a message and its subtree; the conversation comes back with its new leaf. */
