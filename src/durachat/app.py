@@ -25,6 +25,7 @@ from durachat.api import (
     health,
     search,
     security,
+    shares,
     sse,
     transfer,
 )
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(search.router)
     app.include_router(transfer.router)
+    app.include_router(shares.router)
     app.include_router(sse.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_api_websocket_route("/test/ws", websocket_endpoint)

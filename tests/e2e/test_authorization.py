@@ -42,6 +42,9 @@ PUBLIC = {
 ADMIN_PREFIX = "/api/admin/"
 SECRET = "zanzibarquokka"  # in Alice's prompt: no answer to anyone else may contain it
 QUERIES = {"/api/search": f"?q={SECRET}"}  # routes that look Alice's text up by content
+# A share's token is a capability: any signed-in user may read it (anyone when
+# public). Tested on their own below, with Alice's logged-in-only share.
+CAPABILITY_ROUTES = {"/api/share/{token}", "/api/share/{token}/copy"}
 NO_OBJECT_TYPES = {"ping", "unsubscribe"}  # carry no id of anything a user owns
 
 
@@ -80,7 +83,7 @@ class World:
 
     def path(self, template: str) -> str:
         path = template
-        for name in ("conversation_id", "message_id", "token_id", "user_id"):
+        for name in ("conversation_id", "message_id", "share_id", "token", "token_id", "user_id"):
             path = path.replace("{" + name + "}", self.ids[name])
         assert "{" not in path, f"classify the object in {template} in test_authorization.py"
         return path + QUERIES.get(template, "")
@@ -107,9 +110,13 @@ async def world(make_server: MakeServer) -> World:
     await alice.close()
     me = call(server, "GET", "/api/auth/me", headers=bearer(tokens["alice"])).body["user"]
     listed = call(server, "GET", "/api/auth/tokens", headers=bearer(tokens["alice"])).body
+    share_path = f"/api/conversations/{created['conversationId']}/shares"
+    share = call(server, "POST", share_path, {}, bearer(tokens["alice"])).body["share"]
     ids = {
         "conversation_id": created["conversationId"],
         "message_id": created["messageId"],
+        "share_id": share["id"],
+        "token": share["token"],
         "token_id": listed["tokens"][0]["id"],
         "user_id": me["id"],
     }
@@ -127,7 +134,7 @@ async def test_every_route_refuses_strangers_disabled_users_and_other_users(
 ) -> None:
     server = world.server
     for method, template in ROUTES:
-        if template in PUBLIC:
+        if template in PUBLIC or template in CAPABILITY_ROUTES:
             continue
         path, body = world.path(template), world.body(method, template)
         if template == "/test/chat":
@@ -151,6 +158,27 @@ async def test_every_route_refuses_strangers_disabled_users_and_other_users(
     # the content lookups do find Alice's text for Alice: the leak check above is live
     for template, query in QUERIES.items():
         assert SECRET in str(call(server, "GET", template + query, headers=alice).body)
+
+
+async def test_a_share_token_is_read_by_signed_in_users_only_until_revoked(
+    world: World,
+) -> None:
+    server, ids = world.server, world.ids
+    read, copy = f"/api/share/{ids['token']}", f"/api/share/{ids['token']}/copy"
+    alice, bob = bearer(world.tokens["alice"]), bearer(world.tokens["bob"])
+    assert call(server, "GET", read).status == 401  # logged-in only
+    assert call(server, "POST", copy, {}).status == 401
+    assert call(server, "GET", read, headers=bearer(world.tokens["carol"])).status in (401, 403)
+    assert SECRET in str(call(server, "GET", read, headers=bob).body)
+    # Bob can neither list nor revoke it
+    assert call(server, "GET", "/api/shares", headers=bob).body == {"shares": []}
+    revoke = f"/api/shares/{ids['share_id']}"
+    assert call(server, "DELETE", revoke, headers=bob).status == 404
+    assert call(server, "DELETE", revoke, headers=alice).status == 204
+    for headers in ({}, bob, alice):
+        assert call(server, "GET", read, headers=headers).status == 404
+    guessed = call(server, "GET", "/api/share/" + "A" * 32, headers=bob)
+    assert (guessed.status, guessed.code) == (404, "not_found")
 
 
 async def test_the_event_stream_and_its_resume_positions_are_owned(world: World) -> None:

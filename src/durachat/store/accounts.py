@@ -19,6 +19,7 @@ from durachat.store.tables import (
     conversations,
     messages,
     sessions,
+    shares,
     users,
 )
 
@@ -55,7 +56,7 @@ async def delete_user(conn: AsyncConnection, user_id: str) -> None:
     """Delete a user and everything they own; never the last admin."""
     row = await _user_row(conn, user_id)
     await _keep_an_admin(conn, row, "remove")
-    for table in (client_commands, messages, conversations, api_tokens, sessions):
+    for table in (shares, client_commands, messages, conversations, api_tokens, sessions):
         await conn.execute(delete(table).where(table.c.user_id == user_id))
     await conn.execute(delete(users).where(users.c.id == user_id))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from durachat.domain import Conversation, ErrorInfo, Message, Role, Status, Usage, User
 
@@ -98,6 +98,22 @@ class ImportedConversation:
     pinned: bool = False
     archived: bool = False
     original_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """A share link: a snapshot of one branch, readable by whoever has the token
+    (any signed-in user of this server, or anyone when `public`)."""
+
+    id: str
+    user_id: str
+    conversation_id: str
+    token: str
+    public: bool
+    title: str
+    messages: tuple[dict[str, Any], ...]
+    """The branch as it was shared: `role`, `content`, `model`, `createdAt` each."""
+    created_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +318,22 @@ class Store(Protocol):
         user already has it (same `source_id`, or owns `original_id`)."""
         ...
 
+    async def create_share(self, share: Share) -> None:
+        """Store a share; `NotFound` unless its conversation is the user's."""
+        ...
+
+    async def list_shares(self, user_id: str) -> list[Share]:
+        """The user's shares, newest first."""
+        ...
+
+    async def delete_share(self, user_id: str, share_id: str) -> None:
+        """Revoke (delete) the user's share; `NotFound` if it is not theirs."""
+        ...
+
+    async def share_by_token(self, token: str) -> Share | None:
+        """The share with this token, whoever owns it (the token is the capability)."""
+        ...
+
     async def delete_message(self, user_id: str, message_id: str) -> Conversation:
         """Delete the message and every message below it; return the conversation.
 
@@ -362,6 +394,7 @@ __all__ = [
     "NewConversation",
     "NewTurn",
     "SearchHit",
+    "Share",
     "SnippetPart",
     "Store",
     "StoreStats",

@@ -34,7 +34,7 @@ from durachat.domain import (
     now_iso,
 )
 from durachat.errors import BadRequest, Conflict, NotFound
-from durachat.store import accounts, branches, search
+from durachat.store import accounts, branches, search, shares
 from durachat.store.base import (
     ApiTokenInfo,
     ClientCommand,
@@ -45,6 +45,7 @@ from durachat.store.base import (
     NewConversation,
     NewTurn,
     SearchHit,
+    Share,
     StoreStats,
     conversation_cursor,
 )
@@ -58,6 +59,7 @@ from durachat.store.tables import (
     sessions,
     users,
 )
+from durachat.store.tables import shares as shares_table
 
 T = TypeVar("T")
 _Work = Callable[[AsyncConnection], Awaitable[T]]  # the body of one write transaction
@@ -319,6 +321,20 @@ class SqlStore:
             "this conversation is being imported already",
         )
 
+    async def create_share(self, share: Share) -> None:
+        await self._write(lambda conn: shares.create(conn, share))
+
+    async def list_shares(self, user_id: str) -> list[Share]:
+        async with self._read() as conn:
+            return await shares.list_for(conn, user_id)
+
+    async def delete_share(self, user_id: str, share_id: str) -> None:
+        await self._write(lambda conn: shares.revoke(conn, user_id, share_id))
+
+    async def share_by_token(self, token: str) -> Share | None:
+        async with self._read() as conn:
+            return await shares.by_token(conn, token)
+
     async def delete_message(self, user_id: str, message_id: str) -> Conversation:
         return await self._write(lambda conn: _delete_message(conn, user_id, message_id))
 
@@ -496,6 +512,7 @@ async def _delete_conversation(conn: AsyncConnection, user_id: str, conversation
     """Messages first, then the conversation: no reliance on the FK cascade being on."""
     owned = and_(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
     owned_ids = select(conversations.c.id).where(owned)
+    await conn.execute(delete(shares_table).where(shares_table.c.conversation_id.in_(owned_ids)))
     await conn.execute(delete(messages).where(_m.conversation_id.in_(owned_ids)))
     result = await conn.execute(delete(conversations).where(owned))
     if result.rowcount == 0:

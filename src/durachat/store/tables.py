@@ -134,6 +134,26 @@ client_commands = Table(
     Column("created_at", String, nullable=False),
 )
 
+# Share links: a snapshot (JSON) of a conversation's branch at the moment it was
+# shared, read by anyone holding the token (signed in, or anyone when `public`).
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False, index=True),
+    Column(
+        "conversation_id",
+        String,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("token", String, nullable=False, unique=True),
+    Column("public", Boolean, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("snapshot", Text, nullable=False),
+    Column("created_at", String, nullable=False),
+)
+
 __all__ = [
     "api_tokens",
     "client_commands",
@@ -141,5 +161,6 @@ __all__ = [
     "messages",
     "metadata",
     "sessions",
+    "shares",
     "users",
 ]
