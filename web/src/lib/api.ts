@@ -78,6 +78,52 @@ export async function deleteConversation(id: string): Promise<void> {
   await call<void>('DELETE', `/api/conversations/${encodeURIComponent(id)}`);
 }
 
+/** A share link as its owner sees it listed. */
+export interface ShareInfo {
+  id: string;
+  conversationId: string;
+  token: string;
+  url: string;
+  public: boolean;
+  title: string;
+  messageCount: number;
+  createdAt: string;
+}
+
+/** What a share link shows: a snapshot of one branch. */
+export interface SharedConversation {
+  title: string;
+  public: boolean;
+  createdAt: string;
+  messages: { role: 'user' | 'assistant'; content: string; model: string | null; createdAt: string }[];
+  canCopy: boolean;
+}
+
+export async function createShare(conversationId: string, isPublic: boolean): Promise<ShareInfo> {
+  const data = await call<{ share: ShareInfo }>('POST', `/api/conversations/${encodeURIComponent(conversationId)}/shares`, {
+    public: isPublic,
+  });
+  return data.share;
+}
+
+export async function listShares(): Promise<ShareInfo[]> {
+  return (await call<{ shares: ShareInfo[] }>('GET', '/api/shares')).shares;
+}
+
+export async function revokeShare(id: string): Promise<void> {
+  await call<void>('DELETE', `/api/shares/${encodeURIComponent(id)}`);
+}
+
+/** Read a share (a 401 here means "sign in to see it", not a lost session). */
+export async function readShare(token: string): Promise<SharedConversation> {
+  return call('GET', `/api/share/${encodeURIComponent(token)}`, undefined, true);
+}
+
+export async function copyShare(token: string): Promise<string> {
+  const data = await call<{ conversationId: string }>('POST', `/api/share/${encodeURIComponent(token)}/copy`, {}, true);
+  return data.conversationId;
+}
+
 /** Import DuraChat's JSON export or ChatGPT's conversations.json (the file as is). */
 export async function importFile(file: Blob): Promise<{ imported: string[]; skipped: number }> {
   return call('POST', '/api/import', file);

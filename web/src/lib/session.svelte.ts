@@ -5,7 +5,7 @@
 
 import * as api from './api';
 
-export type View = 'loading' | 'setup' | 'login' | 'chat' | 'account' | 'admin';
+export type View = 'loading' | 'setup' | 'login' | 'chat' | 'account' | 'admin' | 'share';
 
 const PAGES = new Set(['/login', '/setup', '/account', '/admin']);
 
@@ -22,6 +22,7 @@ export class Session {
   view: View = $derived.by(() => {
     const status = this.status;
     if (!status) return 'loading';
+    if (this.path.startsWith('/share/')) return 'share'; // readable signed out when public
     if (status.setupNeeded) return 'setup';
     if (status.authEnabled && !status.user) return 'login';
     if (this.path === '/account') return 'account';
@@ -69,6 +70,11 @@ export class Session {
       if (this.status) this.status = { ...this.status, user: null };
       this.replacePath('/login', false);
     }
+  }
+
+  /** Go to the login page, coming back to this URL once signed in. */
+  signInAndReturn(): void {
+    this.replacePath('/login', true);
   }
 
   navigate(path: string): void {
