@@ -106,7 +106,9 @@ async def test_a_full_disk_refuses_new_work_and_loses_nothing(make_server: MakeS
     server = make_server()
     server.stop()
     pages = page_count(server)
-    server.env["DURACHAT_SQLITE_MAX_PAGES"] = str(pages + 40)  # about 160 KB of room
+    # about 320 KB of room: the big prompt takes ~270 KB with its search index (a copy
+    # of the text, and the 90,000-character word as one term)
+    server.env["DURACHAT_SQLITE_MAX_PAGES"] = str(pages + 80)
     server.start()
     client = await WsClient.connect(server.ws)
     big = await start(client, "!demo chunks=2 delay_ms=0\n" + "x" * 90_000)
