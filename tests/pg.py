@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -112,6 +113,16 @@ class PrivatePostgres:
         shutil.rmtree(self._root, ignore_errors=True)
         self._root = None
 
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop the server (`fast`: every client connection is cut at once, as in a
+        restart by an operator or a failover), wait, start it again on the same port
+        with the same data. Not `immediate`: with the test server's `fsync=off` and
+        `synchronous_commit=off` a crash would lose committed transactions, which a
+        production server does not."""
+        self._run(["pg_ctl", "-D", str(self._data), "stop", "-m", "fast", "-w"])
+        time.sleep(down_s)
+        self._start_on(self.port)
+
     def reap_orphans(self) -> None:
         """Stop and delete the servers of test processes that are gone."""
         for root in Path(tempfile.gettempdir()).glob(DIR_PREFIX + "*"):
@@ -157,21 +168,24 @@ class PrivatePostgres:
         return self._root / "data"
 
     def _start_on_free_port(self, attempts: int = 3) -> None:
-        assert self._root is not None
         for attempt in range(attempts):
-            self.port = free_port()
-            options = (
-                f"-p {self.port} -k {self._root / 'sock'} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
-            log = str(self._root / "server.log")
-            command = ["pg_ctl", "-D", str(self._data), "-l", log, "-o", options, "-w", "start"]
             try:
-                self._run(command)
+                self._start_on(free_port())
                 return
             except RuntimeError:
                 if attempt == attempts - 1:
                     raise
+
+    def _start_on(self, port: int) -> None:
+        assert self._root is not None
+        self.port = port
+        options = (
+            f"-p {port} -k {self._root / 'sock'} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        log = str(self._root / "server.log")
+        command = ["pg_ctl", "-D", str(self._data), "-l", log, "-o", options, "-w", "start"]
+        self._run(command)
 
     def _run(self, command: Sequence[str]) -> None:
         argv = [str(self.bin_dir / command[0]), *command[1:]]

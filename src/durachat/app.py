@@ -37,8 +37,10 @@ from durachat.auth.network import Proxies
 from durachat.auth.ratelimit import LoginLimiter
 from durachat.auth.tokens import new_token
 from durachat.bus.configured import configured_bus
+from durachat.domain import new_id
 from durachat.metrics import Metrics
 from durachat.providers.registry import build_registry
+from durachat.runner.leases import configured_leases
 from durachat.runner.runner import Runner
 from durachat.settings import Settings
 from durachat.store.configured import open_configured_store
@@ -62,10 +64,11 @@ async def build_services(settings: Settings) -> Services:
     except BaseException:
         await store.close()
         raise
-    bus = configured_bus(settings)
+    node_id = new_id()  # this process among many nodes: its bus entries and leases
+    bus = configured_bus(settings, node_id)
     identity = Identity(store, settings.auth_enabled, settings.public_url, settings.extra_origins)
     metrics = Metrics()
-    runner = Runner(settings, store, bus, registry, metrics)
+    runner = Runner(settings, store, bus, registry, metrics, configured_leases(settings, node_id))
     metrics.watch(runner, bus, store)
     proxies = Proxies(settings.proxy_networks, settings.public_url)
     limiter = LoginLimiter(

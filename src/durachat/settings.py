@@ -126,6 +126,11 @@ class Settings:
         "Events a node keeps for Redis while it is unreachable; past that the oldest are "
         "dropped and other nodes' readers get `resync`.",
     )
+    lease_ms: int = _setting(
+        15_000,
+        "Generation lease of many nodes: a reply whose node stops renewing it is marked "
+        "`interrupted` by another node within this time.",
+    )
     sqlite_busy_ms: int = _setting(5000, "How long a SQLite write waits for a lock held elsewhere.")
     sqlite_max_pages: int = _setting(
         0, "Cap on the SQLite database's size in pages (0: none); past it writes fail as full."
@@ -242,6 +247,7 @@ def _check(values: dict[str, Any]) -> None:
         "redis_timeout_ms",
         "redis_retry_max_ms",
         "redis_buffer_events",
+        "lease_ms",
     ):
         if values[name] < 1:
             raise ConfigError(f"DURACHAT_{name.upper()} must be at least 1")

@@ -555,6 +555,35 @@ async def test_recover_streaming_interrupts_and_fences(store: SqlStore) -> None:
     assert await store.recover_streaming() == []
 
 
+async def test_interrupt_replies_marks_only_the_chosen_at_their_epoch(store: SqlStore) -> None:
+    alice = await make_user(store)
+    dead = await start_conversation(store, alice)
+    live = await start_conversation(store, alice)
+    moved_on = await start_conversation(store, alice)
+    await store.apply_flush([FlushItem(dead.reply.id, 0, "half", 2)])
+    assert set(await store.streaming_replies()) >= {
+        (dead.reply.id, 0),
+        (live.reply.id, 0),
+        (moved_on.reply.id, 0),
+    }
+    await finish(store, moved_on.reply)  # ended between the read and the sweep
+    marked = await store.interrupt_replies([(dead.reply.id, 0), (moved_on.reply.id, 0)])
+    assert [(m.id, m.status, m.content, m.epoch) for m, _ in marked] == [
+        (dead.reply.id, Status.INTERRUPTED, "half", 1)
+    ]
+    assert marked[0][1].user_id == alice.id and marked[0][1].active_message_id is None
+    conversation = await store.get_conversation(alice.id, dead.conversation.id)
+    assert conversation.active_message_id is None
+    still = await store.get_conversation(alice.id, live.conversation.id)
+    assert still.active_message_id == live.reply.id  # another node's live reply
+    assert (await store.get_message(alice.id, live.reply.id)).status is Status.STREAMING
+    # the dead owner is fenced out; a stale epoch marks nothing
+    assert await store.apply_flush([FlushItem(dead.reply.id, 0, "more", 3)]) == {dead.reply.id}
+    assert await store.interrupt_replies([(live.reply.id, 5)]) == []
+    assert (live.reply.id, 0) in await store.streaming_replies()
+    assert await store.interrupt_replies([]) == []
+
+
 async def test_delete_conversation_removes_its_messages(store: SqlStore) -> None:
     alice = await make_user(store)
     doomed = await start_conversation(store, alice)

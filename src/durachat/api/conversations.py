@@ -96,7 +96,7 @@ async def delete_conversation(
     services: ServicesDep, user: UserDep, conversation_id: str
 ) -> Response:
     await services.store.get_conversation(user.id, conversation_id)
-    services.runner.stop(user.id, conversation_id)
+    await services.runner.stop_anywhere(user.id, conversation_id)
     await services.store.delete_conversation(user.id, conversation_id)
     services.bus.publish_user(user.id, events.conversation_deleted(conversation_id))
     return Response(status_code=204)
@@ -124,7 +124,7 @@ async def stop_conversation(
     services: ServicesDep, user: UserDep, conversation_id: str
 ) -> dict[str, bool]:
     await services.store.get_conversation(user.id, conversation_id)
-    return {"stopped": services.runner.stop(user.id, conversation_id)}
+    return {"stopped": await services.runner.stop_anywhere(user.id, conversation_id)}
 
 
 @router.get("/api/models")

@@ -155,7 +155,9 @@ class Connection:
                 services.bus.unsubscribe(self.outbox, frame.conversation_id)
             case protocol.StopFrame():
                 await services.store.get_conversation(self.user.id, frame.conversation_id)
-                services.runner.stop(self.user.id, frame.conversation_id, frame.message_id)
+                await services.runner.stop_anywhere(
+                    self.user.id, frame.conversation_id, frame.message_id
+                )
 
     async def _start(self, command: Command) -> None:
         services = self.services

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 from durachat.bus.base import Bus
 from durachat.bus.memory import MemoryBus
-from durachat.domain import new_id
 from durachat.settings import Settings
 
 
-def configured_bus(settings: Settings) -> Bus:
-    """The `MemoryBus`, or with `DURACHAT_REDIS_URL` a `RedisBus` under a fresh
-    node id; not yet started (`await bus.start()`)."""
+def configured_bus(settings: Settings, node_id: str) -> Bus:
+    """The `MemoryBus`, or with `DURACHAT_REDIS_URL` a `RedisBus` for the node
+    `node_id`; not yet started (`await bus.start()`)."""
     if not settings.redis_url:
         return MemoryBus(settings.replay_ttl_s)
     from durachat.bus.redis import RedisBus
 
     return RedisBus(
         settings.redis_url,
-        new_id(),
+        node_id,
         replay_ttl_s=settings.replay_ttl_s,
         live_ttl_s=settings.max_reply_seconds + settings.replay_ttl_s,
         stream_max=settings.redis_stream_max,

@@ -51,8 +51,10 @@ from durachat.runner.commands import (
     plan_start,
     title_from,
 )
+from durachat.runner.leases import Leases, LocalLeases
 from durachat.runner.machine import ReplyMachine
 from durachat.runner.repeats import drop_repeats
+from durachat.runner.sweeper import Sweeper
 from durachat.runner.titles import write_title
 from durachat.settings import Settings
 from durachat.store.base import ConversationPatch, NewTurn, Store
@@ -116,6 +118,7 @@ class Runner:
         bus: Bus,
         registry: Registry,
         metrics: Metrics | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -136,18 +139,39 @@ class Runner:
         self.accepting = True
         self.text_events = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._leases: Leases = leases or LocalLeases()
+        self._sweeper: Sweeper | None = None
 
     @property
     def active(self) -> int:
         return len(self._replies)
 
     async def start(self) -> int:
-        """Recover replies a previous process left streaming; start group commit."""
-        recovered = await self._store.recover_streaming()
+        """Recover replies a previous process left streaming; start group commit.
+
+        One node: every streaming reply is orphaned. Many nodes: only those whose
+        lease has expired (the sweeper, which then goes on every few seconds)."""
+        if self._leases.shared:
+            await self._leases.start(self._on_fenced, self._stop_here)
+            self._sweeper = Sweeper(
+                self._store,
+                self._bus,
+                self._leases,
+                self._replies.keys,
+                self._settings.lease_ms,
+            )
+            try:
+                recovered = len(await self._sweeper.sweep())
+            except Exception as exc:  # Redis away at start: the sweeper's rounds retry
+                log.warning("first lease sweep failed (%s)", exc)
+                recovered = 0
+            self._sweeper.start()
+        else:
+            recovered = len(await self._store.recover_streaming())
         if recovered:
-            log.info("marked %d replies interrupted after a restart", len(recovered))
+            log.info("marked %d replies interrupted after a restart", recovered)
         self.committer.start()
-        return len(recovered)
+        return recovered
 
     def _check_accepting(self, user_id: str) -> None:
         if not self.accepting:
@@ -242,7 +266,12 @@ class Runner:
             plan.new_conversation,
             command.client_message_id,
         )
-        stored = await self._store.create_turn(turn)
+        await self._leases.acquire(plan.assistant.id)  # before it is `streaming` anywhere
+        try:
+            stored = await self._store.create_turn(turn)
+        except BaseException:
+            self._leases.release(plan.assistant.id)
+            raise
         started = Started(
             stored,
             plan.user_message,
@@ -268,9 +297,14 @@ class Runner:
         provider, info = self._registry.resolve(message.model or conversation.model)
         check_context([*branch_path(history, message.id)], conversation.system_prompt, info)
         self._check_accepting(user_id)
-        conversation, message = await self._store.continue_reply(
-            user_id, message.id, command.client_message_id
-        )
+        await self._leases.acquire(message.id)
+        try:
+            conversation, message = await self._store.continue_reply(
+                user_id, message.id, command.client_message_id
+            )
+        except BaseException:
+            self._leases.release(message.id)
+            raise
         path = branch_path(history, message.parent_id or "")
         started = Started(conversation, path[-1], message, False, command.client_message_id)
         prompt = _prompt(path)
@@ -469,6 +503,7 @@ class Runner:
 
     def _forget(self, reply: _Reply) -> None:
         self._replies.pop(reply.message_id, None)
+        self._leases.release(reply.message_id)
         if self._by_conversation.get(reply.conversation_id) is reply:
             del self._by_conversation[reply.conversation_id]
         self._per_user[reply.user_id] -= 1
@@ -514,6 +549,29 @@ class Runner:
         reply.task.cancel()
         return True
 
+    async def stop_anywhere(
+        self, user_id: str, conversation_id: str, message_id: str | None = None
+    ) -> bool:
+        """`stop`, and with many nodes also a reply generated on another node: the
+        conversation's active reply (scoped by user: `NotFound` for another's) is
+        sent to its owner through Redis. True if a stop was made or sent."""
+        if self.stop(user_id, conversation_id, message_id):
+            return True
+        if not self._leases.shared:
+            return False
+        conversation = await self._store.get_conversation(user_id, conversation_id)
+        target = conversation.active_message_id
+        if target is None or (message_id is not None and target != message_id):
+            return False
+        await self._leases.send_stop(target)
+        return True
+
+    def _stop_here(self, message_id: str) -> None:
+        """A stop sent by another node for a reply generated here."""
+        reply = self._replies.get(message_id)
+        if reply is not None:
+            self.stop(reply.user_id, reply.conversation_id, message_id)
+
     def streaming_message(self, conversation_id: str) -> str | None:
         reply = self._by_conversation.get(conversation_id)
         return reply.message_id if reply else None
@@ -536,3 +594,6 @@ class Runner:
         for task in list(self._background):
             task.cancel()
         await self.committer.close(timeout=max(grace_s, 5.0))
+        if self._sweeper is not None:
+            await self._sweeper.close()
+        await self._leases.close()

@@ -377,6 +377,20 @@ class Store(Protocol):
         conversations' active reply. Returns the messages as they are now."""
         ...
 
+    async def streaming_replies(self) -> list[tuple[str, int]]:
+        """`(message id, epoch)` of every `streaming` reply, of every user (for the
+        sweeper of many nodes, which checks each against its lease)."""
+        ...
+
+    async def interrupt_replies(
+        self, replies: Sequence[tuple[str, int]]
+    ) -> list[tuple[Message, Conversation]]:
+        """Mark these replies `interrupted` where they still stream at that epoch,
+        moving the epoch on (their writer can write them no more) and clearing their
+        conversations' active reply; the messages that were marked, each with its
+        conversation as it is now (whose `user_id` says whom to tell)."""
+        ...
+
 
 def conversation_cursor(conversation: Conversation) -> str:
     """The keyset cursor that continues a listing after `conversation`."""

@@ -19,7 +19,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from durachat.domain import (
@@ -382,6 +394,19 @@ class SqlStore:
         rows = await self._write(_recover)
         return sorted((_message(row) for row in rows), key=lambda m: (m.created_at, m.id))
 
+    async def streaming_replies(self) -> list[tuple[str, int]]:
+        query = select(_m.id, _m.epoch).where(_m.status == Status.STREAMING.value)
+        async with self._read() as conn:
+            return [(row.id, row.epoch) for row in await conn.execute(query)]
+
+    async def interrupt_replies(
+        self, replies: Sequence[tuple[str, int]]
+    ) -> list[tuple[Message, Conversation]]:
+        if not replies:
+            return []
+        rows = await self._write(lambda conn: _interrupt(conn, replies))
+        return [(_message(message), _conversation(conversation)) for message, conversation in rows]
+
 
 async def open_store(url: str, sqlite: SqliteLimits | None = None) -> SqlStore:
     """A store on `url` (`sqlite:///path`, `postgresql://...`, or their async forms).
@@ -616,6 +641,42 @@ async def _recover(conn: AsyncConnection) -> Sequence[Row[Any]]:
     rows = (await conn.execute(interrupt)).all()
     await conn.execute(release)
     return rows
+
+
+async def _interrupt(
+    conn: AsyncConnection, replies: Sequence[tuple[str, int]]
+) -> list[tuple[Row[Any], Row[Any]]]:
+    """`_recover` for chosen replies, each fenced on its epoch: a reply that ended
+    or was taken up again since it was read is left alone."""
+    marked: list[tuple[Row[Any], Row[Any]]] = []
+    now = now_iso()
+    for message_id, epoch in replies:
+        interrupt = (
+            update(messages)
+            .where(
+                _m.id == message_id,
+                _m.epoch == epoch,
+                _m.status == Status.STREAMING.value,
+            )
+            .values(status=Status.INTERRUPTED.value, epoch=_m.epoch + 1, updated_at=now)
+            .returning(*messages.c)
+        )
+        row = (await conn.execute(interrupt)).one_or_none()
+        if row is None:
+            continue
+        release = (
+            update(conversations)
+            .where(conversations.c.id == row.conversation_id)
+            .values(
+                active_message_id=case(
+                    (conversations.c.active_message_id == message_id, None),
+                    else_=conversations.c.active_message_id,
+                )
+            )
+            .returning(*conversations.c)
+        )
+        marked.append((row, (await conn.execute(release)).one()))
+    return marked
 
 
 async def _owned_conversation(
