@@ -40,8 +40,11 @@ def free_port() -> int:
 class Server:
     """One `durachat serve` subprocess."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
+        self.args = args
         self.port = free_port()
         self.env = {**FAST_SETTINGS, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
@@ -63,7 +66,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "durachat.cli", "serve"],
+            [sys.executable, "-m", "durachat.cli", "serve", *self.args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

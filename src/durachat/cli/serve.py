@@ -57,16 +57,35 @@ def _check(config: Settings) -> None:
             common.fail(f"cannot create the data directory {config.data_dir}: {exc.strerror}")
 
 
+def _check_workers(config: Settings, workers: int) -> None:
+    """Each worker is a node of its own: more than one needs what many nodes need."""
+    if workers < 1:
+        common.fail(f"--workers must be at least 1, not {workers}")
+    if workers == 1:
+        return
+    if not config.redis_url:
+        common.fail(
+            f"--workers {workers} needs DURACHAT_REDIS_URL: each worker is a node, and "
+            "nodes share live replies, leases and stops through Redis"
+        )
+    if not config.database_url.startswith("postgresql"):
+        common.fail(
+            f"--workers {workers} needs PostgreSQL (DURACHAT_DATABASE_URL=postgresql://...): "
+            "SQLite serves one process"
+        )
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Data directory.")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes (>1 needs Redis).")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes; more than 1 needs Redis and PostgreSQL.")
+    ] = 1,
 ) -> None:
     """Run the server: HTTP API, WebSocket and web UI."""
     config = common.settings(host=host, port=port, data_dir=data_dir)
-    if workers != 1:
-        common.fail("--workers > 1 needs DURACHAT_REDIS_URL and PostgreSQL (not available yet)")
+    _check_workers(config, workers)
     _check(config)
     logs.configure(config.log_format, config.log_level)
     sock = _bind(config.host, config.port)
@@ -74,5 +93,10 @@ def serve(
 
     # a log line, so that with DURACHAT_LOG_FORMAT=json every line on stderr is JSON
     log.info("DuraChat serving on http://%s:%d", config.host, config.port)
+    if workers > 1:
+        from durachat.supervisor import Supervisor
+
+        log.info("starting %d worker processes", workers)
+        raise SystemExit(Supervisor(lambda bound: run(config, bound), sock, workers).run())
     if not run(config, sock):
         raise SystemExit(1)
