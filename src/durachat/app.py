@@ -28,6 +28,7 @@ from durachat.api import (
     shares,
     sse,
     transfer,
+    uploads,
 )
 from durachat.api.deps import Services
 from durachat.api.static import mount as mount_web_ui
@@ -148,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(search.router)
     app.include_router(transfer.router)
     app.include_router(shares.router)
+    app.include_router(uploads.router)
     app.include_router(sse.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_api_websocket_route("/test/ws", websocket_endpoint)

@@ -80,6 +80,60 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file attached to a user message, as the message shows it (its chip).
+
+    The file itself is an upload (`store/uploads.py`); the prompt builder reads it
+    when the message is sent to a model (`uploads/prompt.py`)."""
+
+    id: str
+    name: str
+    kind: str
+    """`text`, `image` or `pdf`."""
+    media_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "mediaType": self.media_type,
+            "size": self.size,
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """An uploaded file's metadata; its bytes live under a server-chosen name."""
+
+    id: str
+    user_id: str
+    name: str
+    kind: str
+    media_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+    chars: int = 0
+    """Characters of text a text file or PDF inlines into a prompt (0 for images)."""
+    created_at: str = field(default_factory=now_iso)
+
+    @property
+    def attachment(self) -> Attachment:
+        return Attachment(
+            self.id, self.name, self.kind, self.media_type, self.size, self.width, self.height
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {**self.attachment.to_wire(), "chars": self.chars, "createdAt": self.created_at}
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     id: str
     username: str
@@ -107,6 +161,7 @@ class Message:
     client_message_id: str | None = None
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
+    attachments: tuple[Attachment, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -123,7 +178,7 @@ class Message:
             "provider": self.provider,
             "error": self.error.to_wire() if self.error else None,
             "usage": self.usage.to_wire() if self.usage else None,
-            "attachments": [],
+            "attachments": [a.to_wire() for a in self.attachments],
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }

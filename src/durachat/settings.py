@@ -105,6 +105,19 @@ class Settings:
     import_max_bytes: int = _setting(
         52_428_800, "Largest file `POST /api/import` accepts, in bytes (413 above)."
     )
+    upload_dir: str = _setting(
+        "", "Directory of uploaded files; empty: `uploads` in the data directory."
+    )
+    upload_max_bytes: int = _setting(
+        10_485_760, "Largest file `POST /api/uploads` accepts, in bytes (413 above)."
+    )
+    upload_max_pixels: int = _setting(
+        25_000_000, "Largest image accepted, in pixels (width times height)."
+    )
+    upload_max_text_chars: int = _setting(
+        200_000, "Most characters a text file, or the text of a PDF, may inline into a prompt."
+    )
+    upload_max_pdf_pages: int = _setting(200, "Most pages of a PDF whose text is extracted.")
     outbox_frames: int = _setting(
         4096, "Frames queued for one socket before they are dropped for a `resync`."
     )
@@ -176,6 +189,10 @@ class Settings:
         return f"sqlite:///{Path(self.data_dir) / 'durachat.db'}"
 
     @property
+    def uploads_path(self) -> Path:
+        return Path(self.upload_dir) if self.upload_dir else Path(self.data_dir) / "uploads"
+
+    @property
     def extra_origins(self) -> frozenset[str]:
         return frozenset(
             o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
@@ -243,6 +260,10 @@ def _check(values: dict[str, Any]) -> None:
         "outbox_frames",
         "max_prompt_chars",
         "import_max_bytes",
+        "upload_max_bytes",
+        "upload_max_pixels",
+        "upload_max_text_chars",
+        "upload_max_pdf_pages",
         "redis_stream_max",
         "redis_timeout_ms",
         "redis_retry_max_ms",

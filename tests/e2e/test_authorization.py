@@ -29,6 +29,7 @@ from tests.e2e.server import Server
 from tests.e2e.test_accounts import closed_code
 from tests.e2e.test_http_and_auth import bearer, cli, make_user
 from tests.e2e.test_streaming import start
+from tests.e2e.test_uploads import upload
 from tests.e2e.wsclient import WsClient, is_done, of_type
 
 PUBLIC = {
@@ -83,7 +84,15 @@ class World:
 
     def path(self, template: str) -> str:
         path = template
-        for name in ("conversation_id", "message_id", "share_id", "token", "token_id", "user_id"):
+        for name in (
+            "conversation_id",
+            "message_id",
+            "share_id",
+            "token",
+            "token_id",
+            "upload_id",
+            "user_id",
+        ):
             path = path.replace("{" + name + "}", self.ids[name])
         assert "{" not in path, f"classify the object in {template} in test_authorization.py"
         return path + QUERIES.get(template, "")
@@ -112,12 +121,14 @@ async def world(make_server: MakeServer) -> World:
     listed = call(server, "GET", "/api/auth/tokens", headers=bearer(tokens["alice"])).body
     share_path = f"/api/conversations/{created['conversationId']}/shares"
     share = call(server, "POST", share_path, {}, bearer(tokens["alice"])).body["share"]
+    attached = upload(server, "alice.txt", SECRET.encode(), bearer(tokens["alice"]))
     ids = {
         "conversation_id": created["conversationId"],
         "message_id": created["messageId"],
         "share_id": share["id"],
         "token": share["token"],
         "token_id": listed["tokens"][0]["id"],
+        "upload_id": attached.body["upload"]["id"],
         "user_id": me["id"],
     }
     return World(server, tokens, ids)

@@ -9,6 +9,7 @@ with plain values at the end.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +35,7 @@ from durachat.providers.base import (
     Capabilities,
     ChatRequest,
     Finish,
+    ImagePart,
     PromptMessage,
     ProviderConfig,
     ProviderEvent,
@@ -574,3 +576,25 @@ def test_reading_events() -> None:
     with pytest.raises(MalformedEvent):
         read_event({"no": "type"})
     assert finish_reason(None) == "stop" and finish_reason("pause_turn") == "pause_turn"
+
+
+PIXEL = ImagePart("image/png", b"\x89PNG-fake-bytes", 2, 1)
+PIXEL_B64 = base64.b64encode(PIXEL.data).decode()
+
+
+async def test_images_are_base64_image_blocks_before_the_text(
+    fake: FakeAnthropic, provider: AnthropicProvider
+) -> None:
+    path = (PromptMessage("user", "What is this?", (PIXEL,)),)
+    _events, error = await collect(provider, ChatRequest("claude-test", path))
+    assert error is None
+    image = {"type": "base64", "media_type": "image/png", "data": PIXEL_B64}
+    assert fake.requests[0]["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "source": image},
+                {"type": "text", "text": "What is this?"},
+            ],
+        }
+    ]

@@ -7,6 +7,7 @@ is mocked between the provider and the bytes on the wire.
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ from durachat.errors import ProviderError
 from durachat.providers.base import (
     ChatRequest,
     Finish,
+    ImagePart,
     PromptMessage,
     ProviderConfig,
     ProviderEvent,
@@ -330,3 +332,20 @@ async def test_unreachable_server_is_retried_then_named() -> None:
     await provider.aclose()
     assert error is not None
     assert error.message.startswith(f"cannot reach Gemini at http://127.0.0.1:{port}")
+
+
+PIXEL = ImagePart("image/png", b"\x89PNG-fake-bytes", 2, 1)
+PIXEL_B64 = base64.b64encode(PIXEL.data).decode()
+
+
+async def test_images_are_inline_data_parts(fake: FakeGemini, provider: GeminiProvider) -> None:
+    path = (PromptMessage("user", "What is this?", (PIXEL,)),)
+    _events, error = await collect(provider, ChatRequest("gemini-fake-pro", path))
+    assert error is None
+    [content] = fake.requests[0].body["contents"]
+    text, image = content["parts"]
+    assert content["role"] == "user" and text == {"text": "What is this?"}
+    # the SDK names the type `mime_type` inside `inlineData`; the API reads either spelling
+    inline = image["inlineData"]
+    assert inline["data"] == PIXEL_B64
+    assert inline.get("mimeType", inline.get("mime_type")) == "image/png"

@@ -7,6 +7,7 @@ the bytes on the wire.
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ from durachat.errors import ProviderError
 from durachat.providers.base import (
     ChatRequest,
     Finish,
+    ImagePart,
     PromptMessage,
     ProviderConfig,
     ProviderEvent,
@@ -283,3 +285,18 @@ async def test_unreachable_ollama_is_retried_then_named() -> None:
     await provider.aclose()
     assert error is not None
     assert error.message.startswith(f"cannot reach Ollama at http://127.0.0.1:{port}")
+
+
+PIXEL = ImagePart("image/png", b"\x89PNG-fake-bytes", 2, 1)
+PIXEL_B64 = base64.b64encode(PIXEL.data).decode()
+
+
+async def test_images_are_the_messages_images_array(
+    fake: FakeOllama, provider: OllamaProvider
+) -> None:
+    path = (PromptMessage("user", "What is this?", (PIXEL,)),)
+    _events, error = await collect(provider, ChatRequest("qwen3:0.6b", path))
+    assert error is None
+    assert fake.requests[0]["messages"] == [
+        {"role": "user", "content": "What is this?", "images": [PIXEL_B64]}
+    ]

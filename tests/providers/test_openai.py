@@ -8,6 +8,7 @@ it received.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +23,7 @@ from durachat.providers import openai as openai_provider
 from durachat.providers.base import (
     ChatRequest,
     Finish,
+    ImagePart,
     PromptMessage,
     ProviderConfig,
     ProviderEvent,
@@ -513,3 +515,24 @@ def test_reading_chunks() -> None:
     others = chunk([{"index": 1, "delta": {"content": "other"}}, {"index": 0, "delta": {}}])
     assert read_chunk(others) == ChunkParts()
     assert read_chunk(chunk([])) == ChunkParts()
+
+
+PIXEL = ImagePart("image/png", b"\x89PNG-fake-bytes", 2, 1)
+PIXEL_B64 = base64.b64encode(PIXEL.data).decode()
+
+
+async def test_images_are_image_url_parts_with_data_urls(
+    fake: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    path = (PromptMessage("user", "What is this?", (PIXEL,)),)
+    _events, error = await collect(provider, ChatRequest("fake-chat", path))
+    assert error is None
+    assert fake.requests[0]["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL_B64}"}},
+            ],
+        }
+    ]

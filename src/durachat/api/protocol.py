@@ -8,7 +8,7 @@ lists every server message type; `web/src/lib/protocol.ts` mirrors both lists.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,7 +32,9 @@ class StartChatFrame(ClientFrame):
         None, alias="clientMessageId", min_length=1, max_length=200
     )
     parent_id: str | None = Field(None, alias="parentId", min_length=1, max_length=200)
-    attachments: list[str] = Field(default_factory=list)
+    attachments: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=20
+    )
 
 
 class SubscribeFrame(ClientFrame):
@@ -164,6 +166,7 @@ def to_command(
                 frame.model,
                 frame.client_message_id,
                 frame.parent_id,
+                tuple(frame.attachments),
             )
         case EditFrame():
             return Edit(

@@ -36,10 +36,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from anthropic.types import AssistantMessageParam, MessageParam, UserMessageParam
+from anthropic.types import (
+    AssistantMessageParam,
+    ImageBlockParam,
+    MessageParam,
+    TextBlockParam,
+    UserMessageParam,
+)
 
 from durachat.domain import Usage
-from durachat.providers.base import Capabilities, ChatRequest, ModelInfo
+from durachat.providers.base import Capabilities, ChatRequest, ImagePart, ModelInfo
 
 ANTHROPIC_API_URL = "https://api.anthropic.com"
 
@@ -136,27 +142,47 @@ class Prepared:
     trimmed: str = ""
 
 
-def _turns(request: ChatRequest) -> tuple[list[str], list[tuple[str, str]]]:
+@dataclass(slots=True)
+class _Turn:
+    role: str
+    text: str
+    images: tuple[ImagePart, ...] = ()
+
+
+def _turns(request: ChatRequest) -> tuple[list[str], list[_Turn]]:
     system: list[str] = [request.system_prompt] if request.system_prompt.strip() else []
-    turns: list[tuple[str, str]] = []
+    turns: list[_Turn] = []
     for message in request.messages:
-        if not message.content.strip():
+        if not message.content.strip() and not message.images:
             continue
         if message.role == "system":
             system.append(message.content)
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        if turns and turns[-1][0] == role:
-            turns[-1] = (role, turns[-1][1] + "\n\n" + message.content)
+        if turns and turns[-1].role == role:
+            last = turns[-1]
+            last.text = "\n\n".join(t for t in (last.text, message.content) if t.strip())
+            last.images += message.images
         else:
-            turns.append((role, message.content))
+            turns.append(_Turn(role, message.content, message.images))
     return system, turns
 
 
-def _message(role: str, text: str) -> MessageParam:
-    if role == "assistant":
-        return AssistantMessageParam(role="assistant", content=text)
-    return UserMessageParam(role="user", content=text)
+def _message(turn: _Turn) -> MessageParam:
+    if turn.role == "assistant":
+        return AssistantMessageParam(role="assistant", content=turn.text)
+    if not turn.images:
+        return UserMessageParam(role="user", content=turn.text)
+    blocks: list[ImageBlockParam | TextBlockParam] = [
+        ImageBlockParam(
+            type="image",
+            source={"type": "base64", "media_type": image.media_type, "data": image.base64()},  # type: ignore[typeddict-item]
+        )
+        for image in turn.images
+    ]
+    if turn.text.strip():
+        blocks.append(TextBlockParam(type="text", text=turn.text))
+    return UserMessageParam(role="user", content=blocks)
 
 
 def prepare(request: ChatRequest) -> Prepared:
@@ -167,13 +193,13 @@ def prepare(request: ChatRequest) -> Prepared:
         partial = request.prefill.rstrip()
         if partial:
             trimmed = request.prefill[len(partial) :]
-            if turns and turns[-1][0] == "assistant":
-                turns[-1] = ("assistant", turns[-1][1] + "\n\n" + partial)
+            if turns and turns[-1].role == "assistant":
+                turns[-1].text += "\n\n" + partial
             else:
-                turns.append(("assistant", partial))
-    if not turns or turns[0][0] != "user":
-        turns.insert(0, ("user", PLACEHOLDER))
-    messages = [_message(role, text) for role, text in turns]
+                turns.append(_Turn("assistant", partial))
+    if not turns or turns[0].role != "user":
+        turns.insert(0, _Turn("user", PLACEHOLDER))
+    messages = [_message(turn) for turn in turns]
     return Prepared("\n\n".join(system), messages, trimmed)
 
 

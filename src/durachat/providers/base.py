@@ -9,6 +9,7 @@ must close the vendor's HTTP stream at once (the async generator's `aclose`).
 
 from __future__ import annotations
 
+import base64
 import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -18,9 +19,27 @@ from durachat.domain import Usage
 
 
 @dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image attached to a prompt message, for vision models (already cleaned)."""
+
+    media_type: str
+    data: bytes = field(repr=False)
+    width: int = 0
+    height: int = 0
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_url(self) -> str:
+        return f"data:{self.media_type};base64,{self.base64()}"
+
+
+@dataclass(frozen=True, slots=True)
 class PromptMessage:
     role: str
     content: str
+    images: tuple[ImagePart, ...] = ()
+    """Images the user attached (only on `user` messages, only for vision models)."""
 
 
 @dataclass(frozen=True, slots=True)

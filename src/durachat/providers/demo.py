@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
 from durachat.domain import Usage
@@ -37,6 +37,7 @@ from durachat.providers.base import (
     ChatRequest,
     Finish,
     ModelInfo,
+    PromptMessage,
     ProviderEvent,
     TextDelta,
 )
@@ -88,8 +89,9 @@ def parse_options(prompt: str) -> DemoOptions:
     )
 
 
-def echo_reply(prompt: str) -> str:
-    """The Markdown reply of `demo/echo` to a prompt."""
+def echo_reply(prompt: str, images: Sequence[str] = ()) -> str:
+    """The Markdown reply of `demo/echo` to a prompt (and the images it was shown,
+    described by their size: `image 640x480`)."""
     words = prompt.split()
     quoted = "\n".join(f"> {line}" if line else ">" for line in prompt.splitlines()[:20])
     first_word = words[0] if words else ""
@@ -100,7 +102,9 @@ def echo_reply(prompt: str) -> str:
         "What I noticed:\n\n"
         f"- **Words:** {len(words)}\n"
         f"- **Characters:** {len(prompt)}\n"
-        f"- **First word:** `{first_word.replace('`', '')}`\n\n"
+        f"- **First word:** `{first_word.replace('`', '')}`\n"
+        + (f"- **Images:** {', '.join(images)}\n" if images else "")
+        + "\n"
         f"{fence}text\n{prompt}\n{fence}\n\n"
         "_This is `demo/echo`, the offline demo model: configure a provider for real answers._"
     )
@@ -134,8 +138,9 @@ def reply_chunks(request: ChatRequest, options: DemoOptions) -> list[str]:
         return [f"w{i}{dots} " for i in range(1, options.chunks + 1)]
     if options.show_path:
         return _TOKEN.findall(path_reply(request))
-    prompt = request.messages[-1].content if request.messages else ""
-    return _TOKEN.findall(echo_reply(prompt))
+    last = request.messages[-1] if request.messages else PromptMessage("user", "")
+    images = [f"image {image.width}x{image.height}" for image in last.images]
+    return _TOKEN.findall(echo_reply(last.content, images))
 
 
 def _remaining(chunks: list[str], prefill: str | None) -> Iterator[str]:
@@ -160,7 +165,7 @@ class DemoProvider:
         self._delay_ms = delay_ms
 
     async def models(self) -> list[ModelInfo]:
-        capabilities = Capabilities(prefill=True, context_tokens=1_000_000)
+        capabilities = Capabilities(vision=True, prefill=True, context_tokens=1_000_000)
         return [ModelInfo("demo/echo", "Echo (offline demo)", "demo", capabilities)]
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:

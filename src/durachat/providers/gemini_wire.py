@@ -45,7 +45,12 @@ def build_contents(request: ChatRequest) -> tuple[list[types.Content], str]:
             system.append(message.content)
             continue
         role = "model" if message.role == "assistant" else "user"
-        contents.append(types.Content(role=role, parts=[types.Part(text=message.content)]))
+        parts = [types.Part(text=message.content)] if message.content or not message.images else []
+        parts.extend(
+            types.Part(inline_data=types.Blob(mime_type=image.media_type, data=image.data))
+            for image in message.images
+        )
+        contents.append(types.Content(role=role, parts=parts))
     if request.prefill:
         contents.append(types.Content(role="model", parts=[types.Part(text=request.prefill)]))
     return contents, "\n\n".join(system)

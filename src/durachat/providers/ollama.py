@@ -48,12 +48,17 @@ def display_url(base_url: str) -> str:
     return vendor_errors.display_url(base_url, base_url)
 
 
-def build_messages(request: ChatRequest) -> list[dict[str, str]]:
-    """System prompt, the branch path, then the partial reply to continue, if any."""
-    messages: list[dict[str, str]] = []
+def build_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """System prompt, the branch path, then the partial reply to continue, if any.
+    A message's images go in its `images` array, base64-encoded."""
+    messages: list[dict[str, Any]] = []
     if request.system_prompt:
         messages.append({"role": "system", "content": request.system_prompt})
-    messages.extend({"role": m.role, "content": m.content} for m in request.messages)
+    for m in request.messages:
+        message: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.images:
+            message["images"] = [image.base64() for image in m.images]
+        messages.append(message)
     if request.prefill:
         messages.append({"role": "assistant", "content": request.prefill})
     return messages

@@ -18,6 +18,9 @@ from openai import BaseModel
 from openai.types.chat import (
     ChatCompletionAssistantMessageParam,
     ChatCompletionChunk,
+    ChatCompletionContentPartImageParam,
+    ChatCompletionContentPartParam,
+    ChatCompletionContentPartTextParam,
     ChatCompletionMessageParam,
     ChatCompletionSystemMessageParam,
     ChatCompletionUserMessageParam,
@@ -68,7 +71,23 @@ def _message(message: PromptMessage) -> ChatCompletionMessageParam:
         return ChatCompletionAssistantMessageParam(role="assistant", content=message.content)
     if message.role == "system":
         return ChatCompletionSystemMessageParam(role="system", content=message.content)
+    if message.images:
+        return ChatCompletionUserMessageParam(role="user", content=_parts(message))
     return ChatCompletionUserMessageParam(role="user", content=message.content)
+
+
+def _parts(message: PromptMessage) -> list[ChatCompletionContentPartParam]:
+    """A user message with images: its text, then each image as a data URL."""
+    parts: list[ChatCompletionContentPartParam] = []
+    if message.content:
+        parts.append(ChatCompletionContentPartTextParam(type="text", text=message.content))
+    for image in message.images:
+        parts.append(
+            ChatCompletionContentPartImageParam(
+                type="image_url", image_url={"url": image.data_url()}
+            )
+        )
+    return parts
 
 
 def build_messages(request: ChatRequest) -> list[ChatCompletionMessageParam]:

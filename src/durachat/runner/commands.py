@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from durachat.domain import Conversation, Message, Role, Status, branch_path, new_id
+from durachat.domain import Attachment, Conversation, Message, Role, Status, branch_path, new_id
 from durachat.errors import BadRequest, NotFound, TooLarge
 from durachat.providers.base import ModelInfo
 from durachat.store.base import NewConversation
@@ -27,6 +27,8 @@ class StartChat:
     model: str | None = None
     client_message_id: str | None = None
     parent_id: str | None = None
+    attachments: tuple[str, ...] = ()
+    """Upload ids attached to the new user message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ def _user_turn(
     history: list[Message],
     info: ModelInfo,
     client_message_id: str | None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> tuple[Message, Message, list[Message]]:
     user = Message(
         new_id(),
@@ -123,6 +126,7 @@ def _user_turn(
         Status.COMPLETE,
         0,
         client_message_id=client_message_id,
+        attachments=attachments,
     )
     path = [*branch_path(history, parent_id), user] if parent_id else [user]
     return user, _reply(conversation_id, user.id, info), path
@@ -134,7 +138,10 @@ def plan_start(
     conversation: Conversation | None,
     history: list[Message],
     info: ModelInfo,
+    attachments: tuple[Attachment, ...] = (),
 ) -> Plan:
+    """A new user message (with `attachments`, resolved from the command's ids) and
+    its reply."""
     if conversation is None:
         if command.parent_id is not None:
             raise BadRequest("parentId needs a conversationId")
@@ -151,7 +158,13 @@ def plan_start(
                 )
             parent_id = command.parent_id
     user, reply, path = _user_turn(
-        conversation_id, parent_id, command.prompt, history, info, command.client_message_id
+        conversation_id,
+        parent_id,
+        command.prompt,
+        history,
+        info,
+        command.client_message_id,
+        attachments,
     )
     return Plan(conversation_id, user, True, reply, path, new)
 
@@ -161,7 +174,13 @@ def plan_edit(
 ) -> Plan:
     edited = _find(history, command.message_id, Role.USER, "edit")
     user, reply, path = _user_turn(
-        conversation.id, edited.parent_id, command.prompt, history, info, command.client_message_id
+        conversation.id,
+        edited.parent_id,
+        command.prompt,
+        history,
+        info,
+        command.client_message_id,
+        edited.attachments,  # a new version keeps the edited message's files
     )
     return Plan(conversation.id, user, True, reply, path)
 

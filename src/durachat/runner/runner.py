@@ -59,15 +59,13 @@ from durachat.runner.titles import write_title
 from durachat.settings import Settings
 from durachat.store.base import ConversationPatch, NewTurn, Store
 from durachat.store.groupcommit import GroupCommitter
+from durachat.uploads.files import UploadFiles
+from durachat.uploads.prompt import PromptBuilder
 
 log = logging.getLogger(__name__)
 
 GO_ON = "Continue exactly where your previous reply stopped. Do not repeat any of it."
 """Asked of a model that cannot prefill when an interrupted reply is continued."""
-
-
-def _prompt(path: list[Message]) -> tuple[PromptMessage, ...]:
-    return tuple(PromptMessage(m.role.value, m.content) for m in path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +122,7 @@ class Runner:
         self._store = store
         self._bus = bus
         self._registry = registry
+        self._prompts = PromptBuilder(store, UploadFiles(settings.uploads_path))
         self.metrics = metrics or Metrics()
         self.committer = GroupCommitter(
             store,
@@ -248,7 +247,8 @@ class Runner:
         model_id = model or (conversation.model if conversation else self._registry.default_model)
         provider, info = self._registry.resolve(model_id)
         if isinstance(command, StartChat):
-            plan = plan_start(command, user_id, conversation, history, info)
+            attached = await self._prompts.attachments(user_id, command.attachments)
+            plan = plan_start(command, user_id, conversation, history, info, attached)
         elif conversation is None:
             raise BadRequest(f"{type(command).__name__.lower()} needs a conversationId")
         elif isinstance(command, Edit):
@@ -256,6 +256,9 @@ class Runner:
         else:
             plan = plan_regenerate(command, conversation, history, info)
         check_context(plan.path, conversation.system_prompt if conversation else "", info)
+        prompt = await self._prompts.build(
+            plan.path, info, conversation.system_prompt if conversation else ""
+        )
         self._check_accepting(user_id)
         new_user = plan.user_message if plan.new_user_message else None
         turn = NewTurn(
@@ -279,7 +282,7 @@ class Runner:
             plan.new_conversation is not None,
             command.client_message_id,
         )
-        request = ChatRequest(info.upstream, _prompt(plan.path), stored.system_prompt)
+        request = ChatRequest(info.upstream, prompt, stored.system_prompt)
         self._launch(user_id, started, provider, request, on_ready)
         return started
 
@@ -296,6 +299,8 @@ class Runner:
             )
         provider, info = self._registry.resolve(message.model or conversation.model)
         check_context([*branch_path(history, message.id)], conversation.system_prompt, info)
+        path = branch_path(history, message.parent_id)
+        prompt = await self._prompts.build(path, info, conversation.system_prompt)
         self._check_accepting(user_id)
         await self._leases.acquire(message.id)
         try:
@@ -305,9 +310,7 @@ class Runner:
         except BaseException:
             self._leases.release(message.id)
             raise
-        path = branch_path(history, message.parent_id or "")
         started = Started(conversation, path[-1], message, False, command.client_message_id)
-        prompt = _prompt(path)
         if info.capabilities.prefill:
             request = ChatRequest(
                 info.upstream, prompt, conversation.system_prompt, message.content

@@ -20,6 +20,7 @@ from durachat.store.tables import (
     messages,
     sessions,
     shares,
+    uploads,
     users,
 )
 
@@ -56,7 +57,8 @@ async def delete_user(conn: AsyncConnection, user_id: str) -> None:
     """Delete a user and everything they own; never the last admin."""
     row = await _user_row(conn, user_id)
     await _keep_an_admin(conn, row, "remove")
-    for table in (shares, client_commands, messages, conversations, api_tokens, sessions):
+    owned = (shares, client_commands, messages, conversations, uploads, api_tokens, sessions)
+    for table in owned:
         await conn.execute(delete(table).where(table.c.user_id == user_id))
     await conn.execute(delete(users).where(users.c.id == user_id))
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from durachat.domain import Conversation, ErrorInfo, Message, Role, Status, Usage, User
+from durachat.domain import Conversation, ErrorInfo, Message, Role, Status, Upload, Usage, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +332,15 @@ class Store(Protocol):
 
     async def share_by_token(self, token: str) -> Share | None:
         """The share with this token, whoever owns it (the token is the capability)."""
+        ...
+
+    async def create_upload(self, upload: Upload) -> None:
+        """Record an uploaded file's metadata (its bytes are already on disk)."""
+        ...
+
+    async def get_uploads(self, user_id: str, upload_ids: Sequence[str]) -> list[Upload]:
+        """The user's uploads with these ids, in that order; `NotFound` if one is
+        missing or another user's."""
         ...
 
     async def delete_message(self, user_id: str, message_id: str) -> Conversation:

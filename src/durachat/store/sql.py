@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import (
     Row,
     Table,
@@ -35,18 +36,20 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from durachat.domain import (
+    Attachment,
     Conversation,
     ErrorInfo,
     Message,
     Role,
     Status,
+    Upload,
     Usage,
     User,
     new_id,
     now_iso,
 )
 from durachat.errors import BadRequest, Conflict, NotFound
-from durachat.store import accounts, branches, search, shares
+from durachat.store import accounts, branches, search, shares, uploads
 from durachat.store.base import (
     ApiTokenInfo,
     ClientCommand,
@@ -346,6 +349,13 @@ class SqlStore:
     async def share_by_token(self, token: str) -> Share | None:
         async with self._read() as conn:
             return await shares.by_token(conn, token)
+
+    async def create_upload(self, upload: Upload) -> None:
+        await self._write(lambda conn: uploads.create(conn, upload))
+
+    async def get_uploads(self, user_id: str, upload_ids: Sequence[str]) -> list[Upload]:
+        async with self._read() as conn:
+            return await uploads.owned(conn, user_id, upload_ids)
 
     async def delete_message(self, user_id: str, message_id: str) -> Conversation:
         return await self._write(lambda conn: _delete_message(conn, user_id, message_id))
@@ -817,7 +827,26 @@ def _message_values(message: Message, user_id: str) -> dict[str, Any]:
         "client_message_id": message.client_message_id,
         "created_at": message.created_at,
         "updated_at": message.updated_at,
+        "attachments": _attachments_json(message.attachments),
     }
+
+
+def _attachments_json(attachments: tuple[Attachment, ...]) -> str | None:
+    if not attachments:
+        return None
+    text: str = orjson.dumps([a.to_wire() for a in attachments]).decode()
+    return text
+
+
+def _attachments(raw: str | None) -> tuple[Attachment, ...]:
+    if not raw:
+        return ()
+    return tuple(
+        Attachment(
+            a["id"], a["name"], a["kind"], a["mediaType"], a["size"], a["width"], a["height"]
+        )
+        for a in orjson.loads(raw)
+    )
 
 
 def _parse_cursor(cursor: str) -> tuple[str, str]:
@@ -874,6 +903,7 @@ def _message(row: Row[Any]) -> Message:
         client_message_id=row.client_message_id,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        attachments=_attachments(row._mapping.get("attachments")),
     )
 
 

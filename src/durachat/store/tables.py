@@ -104,6 +104,7 @@ messages = Table(
     Column("client_message_id", String, nullable=True),
     Column("created_at", String, nullable=False),
     Column("updated_at", String, nullable=False),
+    Column("attachments", Text, nullable=True),
     UniqueConstraint("user_id", "client_message_id"),
     Index(None, "conversation_id", "created_at", "id"),
     Index(None, "status"),
@@ -154,6 +155,21 @@ shares = Table(
     Column("created_at", String, nullable=False),
 )
 
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("media_type", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("chars", Integer, nullable=False),
+    Column("created_at", String, nullable=False),
+)
+
 __all__ = [
     "api_tokens",
     "client_commands",
@@ -162,5 +178,6 @@ __all__ = [
     "metadata",
     "sessions",
     "shares",
+    "uploads",
     "users",
 ]

@@ -1,6 +1,6 @@
 // The HTTP API (PROTOCOL.md section 8 and /api/models).
 
-import type { Conversation, ModelInfo } from './protocol';
+import type { Attachment, Conversation, ModelInfo } from './protocol';
 
 /** An HTTP answer that was not 2xx: its status, the server's error code and message,
  *  and Retry-After in seconds when the server sent it (429). */
@@ -122,6 +122,23 @@ export async function readShare(token: string): Promise<SharedConversation> {
 export async function copyShare(token: string): Promise<string> {
   const data = await call<{ conversationId: string }>('POST', `/api/share/${encodeURIComponent(token)}/copy`, {}, true);
   return data.conversationId;
+}
+
+/** An uploaded file, as `POST /api/uploads` answers it. */
+export interface UploadInfo extends Attachment {
+  chars: number;
+  createdAt: string;
+}
+
+/** Upload one file (the body is the file; the server detects its type from content). */
+export async function uploadFile(file: Blob, name: string): Promise<UploadInfo> {
+  const data = await call<{ upload: UploadInfo }>('POST', `/api/uploads?name=${encodeURIComponent(name)}`, file);
+  return data.upload;
+}
+
+/** Where an uploaded file downloads from (its owner only). */
+export function uploadUrl(id: string): string {
+  return `/api/uploads/${encodeURIComponent(id)}`;
 }
 
 /** Import DuraChat's JSON export or ChatGPT's conversations.json (the file as is). */

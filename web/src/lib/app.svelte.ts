@@ -194,14 +194,15 @@ export class AppState {
 
   // ---- commands ---------------------------------------------------------------------
 
-  sendPrompt(prompt: string): void {
-    if (!prompt.trim()) return;
+  sendPrompt(prompt: string, attachments: string[] = []): void {
+    if (!prompt.trim() && attachments.length === 0) return;
+    const files = attachments.length ? { attachments } : {};
     const last = this.thread[this.thread.length - 1];
     if (this.conversationId) {
-      this.client.send({ type: 'start_chat', prompt, conversationId: this.conversationId, ...(last ? { parentId: last.id } : {}) });
+      this.client.send({ type: 'start_chat', prompt, conversationId: this.conversationId, ...(last ? { parentId: last.id } : {}), ...files });
     } else {
       const model = this.newChatModel ?? this.defaultModel;
-      this.client.send({ type: 'start_chat', prompt, ...(model ? { model } : {}) });
+      this.client.send({ type: 'start_chat', prompt, ...(model ? { model } : {}), ...files });
     }
   }
 

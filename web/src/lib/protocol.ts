@@ -43,6 +43,17 @@ export interface WireError {
   message: string;
 }
 
+/** A file attached to a user message (its chip); the file is `GET /api/uploads/{id}`. */
+export interface Attachment {
+  id: string;
+  name: string;
+  kind: 'text' | 'image' | 'pdf';
+  mediaType: string;
+  size: number;
+  width: number | null;
+  height: number | null;
+}
+
 export interface Message {
   id: string;
   conversationId: string;
@@ -57,7 +68,7 @@ export interface Message {
   provider: string | null;
   error: WireError | null;
   usage: Usage | null;
-  attachments: unknown[];
+  attachments: Attachment[];
   createdAt: string;
   updatedAt: string;
   reasoning?: string;
