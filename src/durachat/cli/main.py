@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from durachat.cli import bench, chat, export, migrate, models, serve, token, user
+from durachat.cli import backup, bench, chat, export, migrate, models, serve, token, user
 
 app = typer.Typer(
     name="durachat",
@@ -19,5 +19,7 @@ app.command("models")(models.models)
 app.command("chat")(chat.chat)
 app.command("bench")(bench.bench)
 app.command("export")(export.export)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 app.add_typer(user.app, name="user")
 app.add_typer(token.app, name="token")
