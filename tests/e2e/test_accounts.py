@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
+from collections.abc import Callable
 
+import httpx
 import pytest
 import websockets
 
@@ -269,3 +273,31 @@ def test_a_cross_site_get_cannot_start_a_chat_with_the_cookie(accounts: Server) 
     bearer = {"Authorization": f"Bearer {make_user(accounts.data_dir, 'alice2')}"}
     scripted = call(accounts, "GET", path, headers={**bearer, "Sec-Fetch-Site": "cross-site"})
     assert scripted.status == 200  # a token is no ambient credential: no CSRF
+
+
+def _stream_ends_after(url: str, headers: dict[str, str], end: Callable[[], object]) -> float:
+    """Open an event stream, call `end`, and return how long the stream lived on."""
+    with httpx.stream("GET", url, headers=headers, timeout=30) as answer:
+        assert answer.status_code == 200, answer.read()
+        lines = answer.iter_lines()
+        next(lines)  # the stream is open (its first event arrives)
+        ended = time.monotonic()
+        threading.Timer(0.1, end).start()
+        for _ in lines:
+            pass
+        return time.monotonic() - ended
+
+
+def test_logout_and_token_revocation_end_event_streams(accounts: Server) -> None:
+    alice = login(accounts, "alice", PASSWORD)
+    created = alice.call("POST", "/api/auth/tokens", {"name": "sse"}).body
+    bearer = {"Authorization": f"Bearer {created['token']}"}
+    chat = call(accounts, "POST", "/api/chat", {"prompt": "!demo chunks=1 delay_ms=1"}, bearer)
+    assert chat.status == 200
+    conversation_id = alice.call("GET", "/api/conversations").body["conversations"][0]["id"]
+    events = f"{accounts.http}/api/conversations/{conversation_id}/events"
+
+    revoke = lambda: alice.call("DELETE", f"/api/auth/tokens/{created['id']}")  # noqa: E731
+    assert _stream_ends_after(events, bearer, revoke) < 5
+    logout = lambda: alice.call("POST", "/api/auth/logout")  # noqa: E731
+    assert _stream_ends_after(events, alice.headers, logout) < 5

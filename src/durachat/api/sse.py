@@ -32,9 +32,10 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from durachat.api import protocol
-from durachat.api.deps import PrincipalDep, Services, ServicesDep, Socket, UserDep
+from durachat.api.deps import PrincipalDep, Services, ServicesDep, Socket
 from durachat.api.sync import bring_up_to_date
 from durachat.api.watched_outbox import WatchedOutbox
+from durachat.auth.identity import Principal
 from durachat.bus.base import Bus
 from durachat.bus.outbox import Outbox
 from durachat.errors import BadRequest, Forbidden, Unavailable
@@ -110,7 +111,8 @@ class EventStream:
         self.keepalive_s = keepalive_s
         self.reply_id: str | None = None
         self.credential: str | None = None
-        """Set by a chat: the stream ends once this message has finished."""
+        """Hash of the session or token that opened it: logging out or revoking
+        the token ends the stream."""
         self._closed = False
         self._ended = asyncio.Event()
 
@@ -209,16 +211,21 @@ class EventStreamResponse(StreamingResponse):
             self.stream.close()
 
 
-def _new_stream(services: Services, user_id: str, conversation_id: str | None) -> EventStream:
+def _new_stream(
+    services: Services, principal: Principal, conversation_id: str | None
+) -> EventStream:
     if services.draining:
         raise Unavailable("the server is shutting down; try again in a moment")
-    outbox = WatchedOutbox(user_id, services.settings.outbox_frames, services.metrics)
-    return EventStream(services.bus, outbox, conversation_id)
+    outbox = WatchedOutbox(principal.user.id, services.settings.outbox_frames, services.metrics)
+    stream = EventStream(services.bus, outbox, conversation_id)
+    stream.credential = principal.credential
+    return stream
 
 
-async def _chat(services: Services, user_id: str, command: Command) -> EventStreamResponse:
+async def _chat(services: Services, principal: Principal, command: Command) -> EventStreamResponse:
     """Start a reply, then stream it; errors before that are JSON answers."""
-    stream = _new_stream(services, user_id, None)
+    user_id = principal.user.id
+    stream = _new_stream(services, principal, None)
     try:
         started = await services.runner.start_reply(user_id, command, stream.follow)
         if started.repeated:
@@ -237,9 +244,11 @@ async def _chat(services: Services, user_id: str, command: Command) -> EventStre
 
 
 @router.post("/api/chat", responses=_DOC_RESPONSES)
-async def post_chat(services: ServicesDep, user: UserDep, body: ChatBody) -> EventStreamResponse:
+async def post_chat(
+    services: ServicesDep, principal: PrincipalDep, body: ChatBody
+) -> EventStreamResponse:
     """Start a reply (a `start_chat` without `type`) and stream it until its `done`."""
-    return await _chat(services, user.id, protocol.to_command(body))
+    return await _chat(services, principal, protocol.to_command(body))
 
 
 @router.get("/test/chat", responses=_DOC_RESPONSES)
@@ -261,13 +270,13 @@ async def prototype_chat(
     if principal.via == "session" and site not in (None, "same-origin", "none"):
         raise Forbidden("cross-site request refused (a chat is started from this site only)")
     command = StartChat(prompt, conversation_id or None, model or None)
-    return await _chat(services, principal.user.id, command)
+    return await _chat(services, principal, command)
 
 
 @router.get("/api/conversations/{conversation_id}/events", responses=_DOC_RESPONSES)
 async def conversation_events(
     services: ServicesDep,
-    user: UserDep,
+    principal: PrincipalDep,
     conversation_id: str,
     after: str | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -276,7 +285,7 @@ async def conversation_events(
     `?after=`, as `<messageId>:<seq>`) first replays what came after it, as
     `subscribe` does; without one the stream starts with a `catchup`."""
     message_id, seq = parse_position(last_event_id or after)
-    stream = _new_stream(services, user.id, conversation_id)
+    stream = _new_stream(services, principal, conversation_id)
     try:
         await bring_up_to_date(
             services.store,
