@@ -17,6 +17,7 @@ import pytest
 from durachat.client.state import ConversationState
 from tests.e2e.conftest import MakeServer
 from tests.e2e.server import Server
+from tests.e2e.test_multinode import node_env
 from tests.e2e.test_streaming import demo_text, start, wait_status
 from tests.e2e.wsclient import WsClient, is_done, of_type
 from tests.pg import PrivatePostgres
@@ -43,13 +44,7 @@ async def until_status(server: Server, conversation_id: str, status: str, timeou
 async def nodes(
     make_server: MakeServer, private_postgres: PrivatePostgres, private_redis: PrivateRedis
 ) -> tuple[Server, Server]:
-    env = {
-        "DURACHAT_DATABASE_URL": await private_postgres.create_database(),
-        "DURACHAT_REDIS_URL": private_redis.url,
-        "DURACHAT_REDIS_TIMEOUT_MS": "1000",
-        "DURACHAT_REDIS_RETRY_MAX_MS": "200",
-        "DURACHAT_LEASE_MS": str(LEASE_MS),
-    }
+    env = {**await node_env(private_postgres, private_redis), "DURACHAT_LEASE_MS": str(LEASE_MS)}
     return make_server(env, name="a"), make_server(env, name="b")
 
 

@@ -16,18 +16,22 @@ from tests.pg import PrivatePostgres
 from tests.redis_server import PrivateRedis
 
 
+async def node_env(postgres: PrivatePostgres, redis: PrivateRedis) -> dict[str, str]:
+    """The settings of a node: a fresh database on the private PostgreSQL, the
+    private Redis, short Redis waits."""
+    return {
+        "DURACHAT_DATABASE_URL": await postgres.create_database(),
+        "DURACHAT_REDIS_URL": redis.url,
+        "DURACHAT_REDIS_TIMEOUT_MS": "1000",
+        "DURACHAT_REDIS_RETRY_MAX_MS": "200",
+    }
+
+
 @pytest.fixture
 async def two_nodes(
     make_server: MakeServer, private_postgres: PrivatePostgres, private_redis: PrivateRedis
 ) -> tuple[Server, Server]:
-    env = {
-        "DURACHAT_DATABASE_URL": await private_postgres.create_database(),
-        "DURACHAT_REDIS_URL": private_redis.url,
-        "DURACHAT_REDIS_TIMEOUT_MS": "1000",
-        "DURACHAT_REDIS_RETRY_MAX_MS": "200",
-    }
-    # one after the other: a starting node marks every streaming reply interrupted
-    # until leases exist, so neither may start while the other streams
+    env = await node_env(private_postgres, private_redis)
     return make_server(env, name="a"), make_server(env, name="b")
 
 

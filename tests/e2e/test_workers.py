@@ -17,6 +17,7 @@ from pathlib import Path
 from tests.e2e.server import Server
 from tests.e2e.test_failover import LEASE_MS, until_status
 from tests.e2e.test_http_and_auth import cli
+from tests.e2e.test_multinode import node_env
 from tests.e2e.test_streaming import demo_text, start, wait_status
 from tests.e2e.wsclient import WsClient, is_done
 from tests.pg import PrivatePostgres
@@ -43,9 +44,7 @@ async def test_two_workers_serve_replace_a_dead_one_and_drain(
     tmp_path: Path, private_postgres: PrivatePostgres, private_redis: PrivateRedis
 ) -> None:
     env = {
-        "DURACHAT_DATABASE_URL": await private_postgres.create_database(),
-        "DURACHAT_REDIS_URL": private_redis.url,
-        "DURACHAT_REDIS_TIMEOUT_MS": "1000",
+        **await node_env(private_postgres, private_redis),
         "DURACHAT_LEASE_MS": str(LEASE_MS),
         "DURACHAT_LOG_LEVEL": "info",
     }
