@@ -30,6 +30,7 @@ SCENARIOS = {
     "storage",
     "idle",
     "resume-storm",
+    "throughput-2nodes",
 }
 
 
@@ -70,7 +71,15 @@ def test_every_scenario_ran_and_every_bar_is_listed(report: dict[str, Any]) -> N
         assert scenario["ok"] and not scenario["errors"], name
         assert scenario["rows"], name
     bars = {(b["scenario"], b["bar"]) for b in report["bars"]}
-    for scenario in ("throughput", "fanout", "latency", "startup", "firsttoken", "catchup"):
+    for scenario in (
+        "throughput",
+        "throughput-2nodes",
+        "fanout",
+        "latency",
+        "startup",
+        "firsttoken",
+        "catchup",
+    ):
         assert any(s == scenario for s, _ in bars), scenario
     assert ("latency", "< 10 ms") in bars and ("idle", "< 32 KB") in bars
     for bar in report["bars"]:  # --quick sizes are not the bars' sizes: no verdict
@@ -113,6 +122,19 @@ def test_throughput_compares_with_the_relay(report: dict[str, Any]) -> None:
     assert {r["server"] for r in runs} == {"relay", "durachat"}
     for run in runs:  # every client got every chunk of its reply
         assert run["error"] is None and run["frames"] == figures["sockets"] * figures["chunks"]
+
+
+def test_throughput_through_two_nodes_on_private_postgres_and_redis(
+    report: dict[str, Any],
+) -> None:
+    scenario = report["scenarios"]["throughput-2nodes"]
+    figures = scenario["figures"]
+    positive(figures, "durachat_frames_per_s", "relay_frames_per_s", "ratio_frames_per_s")
+    assert figures["nodes"] == 2 and figures["users"] == figures["sockets"]
+    for run in scenario["runs"]:  # every client on either node got every chunk
+        assert run["error"] is None and run["frames"] == figures["sockets"] * figures["chunks"]
+    assert figures["cross_node_exact"] == figures["cross_node_pairs"] > 0
+    assert any(row["bar"] for row in scenario["rows"])
 
 
 def test_fanout_measures_cpu_per_frame(report: dict[str, Any]) -> None:

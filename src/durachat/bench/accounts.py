@@ -9,7 +9,9 @@ Creating 1,000 users through the store costs about 2 s (argon2 is paid once: eve
 bench user gets the same hash of a random password nobody knows, so none can log
 in with a password; they use their token). The users are written once per run to
 a template database, and each DuraChat data directory gets a copy of that file
-before its server starts. It must never touch a data directory a server is using.
+before its server starts. Nodes that share a PostgreSQL database get theirs
+written into that database (`create_in`) before they start. It must never touch a
+data directory a server is using.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ DB_FILE = "durachat.db"
 """The SQLite file of a data directory (`Settings.resolved_database_url`)."""
 
 
-async def _create(data_dir: Path, count: int) -> list[str]:
+async def _create(count: int, data_dir: Path, database_url: str = "") -> list[str]:
+    """`count` users with a token each in the data dir's SQLite or `database_url`."""
     # imported here: `durachat bench --help` does not load SQLAlchemy
     from durachat.store.configured import open_configured_store
 
-    store = await open_configured_store(load_settings({}, data_dir=str(data_dir)))
+    environ = {"DURACHAT_DATABASE_URL": database_url} if database_url else {}
+    store = await open_configured_store(load_settings(environ, data_dir=str(data_dir)))
     try:
         await store.migrate()
         password_hash = hash_password(secrets.token_urlsafe(24))
@@ -61,8 +65,15 @@ class BenchUsers:
         if len(self.tokens) < count:
             shutil.rmtree(self._template, ignore_errors=True)
             self._template.mkdir(parents=True)
-            self.tokens = await _create(self._template, count)
+            self.tokens = await _create(count, self._template)
         return self.tokens[:count]
+
+    async def create_in(self, database_url: str, count: int) -> list[str]:
+        """`count` users in the (migrated here) database of `database_url`; their tokens.
+
+        For nodes that share one PostgreSQL database; `self.tokens` is not changed.
+        """
+        return await _create(count, self._template, database_url)
 
     def install(self, data_dir: Path) -> None:
         """Copy the template database into a fresh data directory."""

@@ -20,7 +20,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from durachat.bench import catchup, latency, process, resources, storm, streaming
+from durachat.bench import catchup, latency, multinode, process, resources, storm, streaming
 from durachat.bench.context import Context, Options
 from durachat.bench.report import ScenarioResult
 from durachat.bench.servers import Servers
@@ -37,6 +37,7 @@ SCENARIOS: dict[str, Scenario] = {
     "storage": resources.storage,
     "idle": resources.idle,
     "resume-storm": storm.resume_storm,
+    "throughput-2nodes": multinode.throughput_two_nodes,
 }
 
 

@@ -2,8 +2,9 @@
 
 Each server runs on a free port of 127.0.0.1 with its log in the run's temporary
 directory; CPU time and resident memory come from `/proc/<pid>`. `Servers` is a
-context manager that stops (SIGTERM, then SIGKILL) every server it started, also
-when the run is interrupted. It must never listen on anything but loopback.
+context manager that stops (SIGTERM, then SIGKILL) every server it started, then
+the private PostgreSQL and Redis servers it was handed (`service`), also when the
+run is interrupted. It must never listen on anything but loopback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol, TypeVar
 
 from durachat.bench.accounts import BenchUsers
 
@@ -133,19 +135,23 @@ def _clean_env() -> dict[str, str]:
 
 
 def spawn_durachat(
-    workdir: Path, extra_env: dict[str, str] | None = None, users: BenchUsers | None = None
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    users: BenchUsers | None = None,
+    auth: bool = False,
 ) -> Server:
     """`durachat serve` on a fresh data directory (loopback only).
 
-    Without `users` auth is off (every socket is the one local user); with them,
-    auth is on and the data directory starts with their accounts and tokens.
+    Without `users` or `auth` auth is off (every socket is the one local user);
+    with `users`, auth is on and the data directory starts with their accounts and
+    tokens; with `auth` alone, the accounts are in `DURACHAT_DATABASE_URL` already.
     """
     port = free_port()
     data_dir = workdir / f"durachat-data-{port}"
     if users is not None:
         users.install(data_dir)
     env = _clean_env() | {
-        "DURACHAT_AUTH": "off" if users is None else "on",
+        "DURACHAT_AUTH": "on" if users is not None or auth else "off",
         "DURACHAT_DATA_DIR": str(data_dir),
         "DURACHAT_USER_CONCURRENT_REPLIES": "100000",
         "DURACHAT_LOG_LEVEL": "warning",
@@ -163,6 +169,17 @@ def spawn_relay(workdir: Path) -> Server:
     return _spawn("relay", command, _clean_env(), port, workdir)
 
 
+class Service(Protocol):
+    """A private PostgreSQL or Redis server (`durachat.localservices`)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Service)
+
+
 class Servers:
     """Every server a run started; leaving the `with` block stops them all."""
 
@@ -170,12 +187,30 @@ class Servers:
         self.workdir = workdir
         self.users = BenchUsers(workdir)
         self._started: list[Server] = []
+        self._services: list[Service] = []
 
     def durachat(self, extra_env: dict[str, str] | None = None, auth: bool = False) -> Server:
         """A DuraChat server; with `auth`, it knows every user of `self.users`."""
         server = spawn_durachat(self.workdir, extra_env, self.users if auth else None)
         self._started.append(server)
         return server
+
+    def node(self, env: dict[str, str]) -> Server:
+        """A DuraChat node with auth on, its users already in `env`'s database."""
+        server = spawn_durachat(self.workdir, env, auth=True)
+        self._started.append(server)
+        return server
+
+    def service(self, service: S) -> S:
+        """Start `service`; it is stopped by `stop_service` or at the end of the run."""
+        self._services.append(service)
+        service.start()
+        return service
+
+    def stop_service(self, service: Service) -> None:
+        with contextlib.suppress(ValueError):
+            self._services.remove(service)
+        service.stop()
 
     def relay(self) -> Server:
         server = spawn_relay(self.workdir)
@@ -200,3 +235,7 @@ class Servers:
             with contextlib.suppress(Exception):
                 server.stop()
         self._started.clear()
+        for service in self._services:
+            with contextlib.suppress(Exception):
+                service.stop()
+        self._services.clear()

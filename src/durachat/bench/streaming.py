@@ -10,7 +10,9 @@
   C chunks in it, every socket receives it; the figure is server CPU seconds per
   1,000 delivered frames (from `/proc/<pid>/stat`).
 
-Both servers run as subprocesses; the load generator is this process. Each round
+Both servers run as subprocesses; the load generator is this process. A target
+may be several DuraChat nodes (`multinode`): the clients are split between them
+in equal contiguous groups and the server CPU is their sum. Each round
 runs both servers, the order alternating, and the medians over rounds are
 compared. Every client must get seq 1..C of its reply with no gap or duplicate, or
 the round fails. It must never change the servers it measures.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from durachat.bench.context import Context
@@ -30,6 +32,13 @@ from durachat.bench.servers import STEP_TIMEOUT_S, Server
 from durachat.bench.wsclient import Client, close_clients, demo_prompt, open_clients
 
 SERVERS = ("relay", "durachat")
+
+Target = Server | tuple[Server, ...]
+"""One server, or nodes that serve together (their clients split between them)."""
+
+
+def members(target: Target) -> tuple[Server, ...]:
+    return target if isinstance(target, tuple) else (target,)
 
 
 @dataclass
@@ -59,16 +68,19 @@ class RunResult:
 class Window:
     """The measured interval: wall clock, server CPU and this process's CPU."""
 
-    server: Server
+    server: Target
     t0: float = field(default_factory=time.perf_counter)
     server_cpu0: float = 0.0
     client_cpu0: float = field(default_factory=time.process_time)
 
     def __post_init__(self) -> None:
-        self.server_cpu0 = self.server.cpu_seconds()
+        self.server_cpu0 = self.cpu_seconds()
+
+    def cpu_seconds(self) -> float:
+        return sum(server.cpu_seconds() for server in members(self.server))
 
     def close(self, result: RunResult, t_end: float) -> None:
-        result.server_cpu_s = self.server.cpu_seconds() - self.server_cpu0
+        result.server_cpu_s = self.cpu_seconds() - self.server_cpu0
         result.client_cpu_s = time.process_time() - self.client_cpu0
         result.seconds = t_end - self.t0
 
@@ -88,7 +100,7 @@ def check_replies(clients: list[Client], message_ids: list[str], chunks: int) ->
 
 
 async def run_streams(
-    server: Server, clients: list[Client], chunks: int, r: RunResult, delay_ms: int = 0
+    server: Target, clients: list[Client], chunks: int, r: RunResult, delay_ms: int = 0
 ) -> None:
     async def one(client: Client) -> tuple[str, float]:
         await client.send({"type": "start_chat", "prompt": demo_prompt(chunks, delay_ms)})
@@ -104,7 +116,7 @@ async def run_streams(
     r.frames = check_replies(clients, [m for m, _ in outcomes], chunks)
 
 
-async def run_fanout(server: Server, clients: list[Client], chunks: int, r: RunResult) -> None:
+async def run_fanout(server: Target, clients: list[Client], chunks: int, r: RunResult) -> None:
     first, rest = clients[0], clients[1:]
     await first.send({"type": "start_chat", "prompt": demo_prompt(1)})
     created = await asyncio.wait_for(first.wait_for("conversation_created"), STEP_TIMEOUT_S)
@@ -134,11 +146,28 @@ async def run_fanout(server: Server, clients: list[Client], chunks: int, r: RunR
     r.frames = check_replies(clients, [m for m, _ in outcomes], chunks)
 
 
-Runner = Callable[[Server, list[Client], int, RunResult], Awaitable[None]]
+Runner = Callable[[Target, list[Client], int, RunResult], Awaitable[None]]
+
+
+async def open_split(
+    target: Target, sockets: int, tokens: Sequence[str] | None = None
+) -> list[Client]:
+    """`sockets` clients (client i with `tokens[i]`), in equal groups over the members."""
+    nodes = members(target)
+    bounds = [sockets * k // len(nodes) for k in range(len(nodes) + 1)]
+    clients: list[Client] = []
+    try:
+        for node, lo, hi in zip(nodes, bounds, bounds[1:], strict=False):
+            group = list(tokens[lo:hi]) if tokens else None
+            clients += await open_clients(node.ws_url, hi - lo, tokens=group)
+    except BaseException:
+        await close_clients(clients)
+        raise
+    return clients
 
 
 async def run_one(
-    server: Server,
+    server: Target,
     runner: Runner,
     round_no: int,
     sockets: int,
@@ -146,10 +175,10 @@ async def run_one(
     tokens: list[str] | None = None,
 ) -> RunResult:
     """One run on fresh sockets (client i with `tokens[i]` when given); never raises."""
-    result = RunResult(server.name, round_no)
+    result = RunResult(members(server)[0].name, round_no)
     timeout = 30 + sockets * chunks / 5_000
     try:
-        clients = await open_clients(server.ws_url, sockets, tokens=tokens)
+        clients = await open_split(server, sockets, tokens)
     except Exception as exc:
         result.error = f"connect: {type(exc).__name__}: {exc}"
         return result
@@ -162,8 +191,9 @@ async def run_one(
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         await close_clients(clients)
-    if server.process.poll() is not None:
-        result.error = f"{server.name} exited: {server.log_tail()}"
+    for node in members(server):
+        if node.process.poll() is not None:
+            result.error = f"{node.name} on port {node.port} exited: {node.log_tail()}"
     return result
 
 
@@ -173,17 +203,30 @@ def _median(runs: list[RunResult], server: str, attr: str) -> float | None:
 
 
 async def compare(
-    ctx: Context, name: str, runner: Runner, sockets: int, chunks: int, per_user: bool = False
+    ctx: Context,
+    name: str,
+    runner: Runner,
+    sockets: int,
+    chunks: int,
+    per_user: bool = False,
+    nodes: tuple[Server, ...] = (),
+    tokens: list[str] | None = None,
 ) -> tuple[ScenarioResult, dict[str, float | None]]:
     """Run `runner` on both servers for the configured rounds; medians per server.
 
     With `per_user`, DuraChat runs with auth on and each socket is its own user.
+    With `nodes` (started, users and `tokens` in their database), they are
+    DuraChat; the caller stops them.
     """
     result = ScenarioResult(name)
-    tokens = await ctx.servers.users.ensure(sockets) if per_user else None
-    servers = {"relay": ctx.servers.relay(), "durachat": ctx.servers.durachat(auth=per_user)}
-    for server in servers.values():
-        server.wait_healthy()
+    if per_user and tokens is None:
+        tokens = await ctx.servers.users.ensure(sockets)
+    relay = ctx.servers.relay()
+    dura: Target = nodes or ctx.servers.durachat(auth=per_user)
+    servers: dict[str, Target] = {"relay": relay, "durachat": dura}
+    for target in servers.values():
+        for server in members(target):
+            server.wait_healthy()
     runs: list[RunResult] = []
     rounds = ctx.options.round_count
     for round_no in range(rounds):
@@ -194,8 +237,9 @@ async def compare(
             runs.append(run)
             if run.error:
                 result.errors.append(f"{server_name} round {round_no}: {run.error}")
-    for server in servers.values():
-        ctx.servers.stop(server)
+    ctx.servers.stop(relay)
+    if not nodes:
+        ctx.servers.stop(members(dura)[0])
     result.runs = [
         asdict(r) | {"frames_per_s": r.frames_per_s, "cpu_s_per_1k": r.cpu_s_per_1k} for r in runs
     ]
@@ -232,6 +276,14 @@ async def throughput(ctx: Context) -> ScenarioResult:
         saturation = m[f"{server_name}_frames_per_s"]
         if saturation is not None:
             ctx.measured[f"{server_name}_saturation_{clients}"] = saturation
+    add_throughput_rows(result, m, clients, chunks)
+    return result
+
+
+def add_throughput_rows(
+    result: ScenarioResult, m: dict[str, float | None], clients: int, chunks: int
+) -> None:
+    """The chunks/s row (with its bar) and the non-text frames row of a throughput run."""
     ratio = _ratio(m["durachat_frames_per_s"], m["relay_frames_per_s"])
     result.figures["ratio_frames_per_s"] = ratio
     dura, relay = m["durachat_frames_per_s"], m["relay_frames_per_s"]
@@ -255,7 +307,6 @@ async def throughput(ctx: Context) -> ScenarioResult:
                 fmt(relay_other) if relay_other is not None else "n/a",
             )
         )
-    return result
 
 
 async def fanout(ctx: Context) -> ScenarioResult:

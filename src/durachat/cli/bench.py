@@ -31,6 +31,7 @@ SCENARIO_NAMES = (
     "storage",
     "idle",
     "resume-storm",
+    "throughput-2nodes",
 )
 
 
