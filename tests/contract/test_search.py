@@ -58,10 +58,14 @@ async def test_better_matches_rank_first(store: SqlStore) -> None:
 async def test_a_reply_is_indexed_when_it_ends_not_while_it_streams(store: SqlStore) -> None:
     alice = await make_user(store)
     turn = await start_conversation(store, alice)
-    await store.apply_flush([FlushItem(turn.reply.id, 0, "the wombat ", 1)])
+    await store.apply_flush(
+        [FlushItem(turn.reply.id, 0, "the wombat ", 1, base=0, reasoning_base=0)]
+    )
     assert await store.search(alice.id, "wombat", limit=10) == []
     final = FinalState(Status.COMPLETE)
-    await store.apply_flush([FlushItem(turn.reply.id, 0, "sleeps", 2, final=final)])
+    await store.apply_flush(
+        [FlushItem(turn.reply.id, 0, "sleeps", 2, final=final, base=11, reasoning_base=0)]
+    )
     hits = await store.search(alice.id, "wombat sleeps", limit=10)
     assert message_ids(hits) == [turn.reply.id] and hits[0].role is Role.ASSISTANT
     assert marked(hits[0]) == "the [wombat] [sleeps]"
@@ -70,13 +74,15 @@ async def test_a_reply_is_indexed_when_it_ends_not_while_it_streams(store: SqlSt
 async def test_interrupted_and_continued_replies_follow_their_status(store: SqlStore) -> None:
     alice = await make_user(store)
     turn = await start_conversation(store, alice)
-    await store.apply_flush([FlushItem(turn.reply.id, 0, "half of a narwhal", 1)])
+    await store.apply_flush(
+        [FlushItem(turn.reply.id, 0, "half of a narwhal", 1, base=0, reasoning_base=0)]
+    )
     await store.recover_streaming()
     assert message_ids(await store.search(alice.id, "narwhal", limit=10)) == [turn.reply.id]
     _, resumed = await store.continue_reply(alice.id, turn.reply.id, None)
     assert await store.search(alice.id, "narwhal", limit=10) == []
     final = FinalState(Status.COMPLETE)
-    item = FlushItem(resumed.id, resumed.epoch, " tusk", 2, final=final)
+    item = FlushItem(resumed.id, resumed.epoch, " tusk", 2, final=final, base=17, reasoning_base=0)
     await store.apply_flush([item])
     hits = await store.search(alice.id, "narwhal tusk", limit=10)
     assert message_ids(hits) == [turn.reply.id]

@@ -83,7 +83,9 @@ async def test_sqlite_disk_full_is_a_store_error(tmp_path: Path) -> None:
         reply = (await start_conversation(store, alice)).reply
         await store._write(_cap_file_size)
         with pytest.raises(StoreError, match="disk is full"):
-            await store.apply_flush([FlushItem(reply.id, 0, "x" * 1_000_000, 1)])
+            await store.apply_flush(
+                [FlushItem(reply.id, 0, "x" * 1_000_000, 1, base=0, reasoning_base=0)]
+            )
         assert (await store.get_message(alice.id, reply.id)).content == ""
     finally:
         await store.close()

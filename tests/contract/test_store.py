@@ -112,9 +112,11 @@ async def continue_conversation(
     return Turn(await store.create_turn(turn), prompt, reply)
 
 
-async def finish(store: SqlStore, message: Message, text: str = "done") -> None:
+async def finish(store: SqlStore, message: Message, text: str = "done", base: int = 0) -> None:
     final = FinalState(Status.COMPLETE, Usage(3, 4))
-    item = FlushItem(message.id, message.epoch, delta=text, seq=1, final=final)
+    item = FlushItem(
+        message.id, message.epoch, delta=text, seq=1, final=final, base=base, reasoning_base=0
+    )
     assert await store.apply_flush([item]) == set()
 
 
@@ -423,7 +425,16 @@ async def test_flushes_append_exactly_and_move_seq(store: SqlStore) -> None:
     reply = (await start_conversation(store, alice)).reply
     pieces = ["Hel", "lo, ", "", "wörld", " 🌍"]
     for seq, piece in enumerate(pieces, start=1):
-        item = FlushItem(reply.id, 0, delta=piece, seq=seq, reasoning_delta=f"r{seq}.")
+        base = len("".join(pieces[: seq - 1]))
+        item = FlushItem(
+            reply.id,
+            0,
+            delta=piece,
+            seq=seq,
+            reasoning_delta=f"r{seq}.",
+            base=base,
+            reasoning_base=3 * (seq - 1),
+        )
         item.reasoning_seq = seq
         assert await store.apply_flush([item]) == set()
         stored = await store.get_message(alice.id, reply.id)
@@ -434,14 +445,96 @@ async def test_flushes_append_exactly_and_move_seq(store: SqlStore) -> None:
     assert stored.reasoning_seq == 5
 
 
+# idempotent flushes: a flush that committed but whose acknowledgement was lost (the
+# connection died after COMMIT) is retried; the retry must not duplicate its text.
+# Each runs with the stored seq the item follows (`base_seq`: the store may append
+# when it finds it) and without (the store always cuts the text at `base`).
+
+KNOWN_SEQ = pytest.mark.parametrize("known", [True, False], ids=["base_seq", "base_only"])
+
+
+def _after(seq: int, known: bool) -> int | None:
+    return seq if known else None
+
+
+@KNOWN_SEQ
+async def test_a_flush_written_twice_leaves_its_text_once(store: SqlStore, known: bool) -> None:
+    alice = await make_user(store)
+    reply = (await start_conversation(store, alice)).reply
+    first = FlushItem(
+        reply.id, 0, "héllo 😀 ", 1, "thinking 🤔 ", 1, base=0, reasoning_base=0,
+        base_seq=_after(0, known),
+    )  # fmt: skip
+    # reasoning alone does not move the seq: the store cannot tell from it
+    thought = FlushItem(
+        reply.id, 0, "", 1, "more ", 2, base=8, reasoning_base=11, base_seq=_after(1, known)
+    )
+    final = FinalState(Status.COMPLETE, Usage(5, 6))
+    last = FlushItem(
+        reply.id, 0, "wörld 🇫🇷", 2, "done", 3, final=final, base=8, reasoning_base=16,
+        base_seq=_after(1, known),
+    )  # fmt: skip
+    for item in (first, thought, last):
+        for _ in range(2):
+            assert await store.apply_flush([item]) == set()
+        stored = await store.get_message(alice.id, reply.id)
+        assert len(stored.content) == item.base + len(item.delta)
+        assert len(stored.reasoning) == item.reasoning_base + len(item.reasoning_delta)
+    assert (stored.content, stored.reasoning) == ("héllo 😀 wörld 🇫🇷", "thinking 🤔 more done")
+    assert (stored.seq, stored.reasoning_seq, stored.status) == (2, 3, Status.COMPLETE)
+    assert stored.usage == Usage(5, 6)
+
+
+@KNOWN_SEQ
+@pytest.mark.parametrize("first_landed", [True, False], ids=["landed", "lost"])
+async def test_a_merged_retry_is_exact_whether_or_not_the_first_attempt_landed(
+    store: SqlStore, first_landed: bool, known: bool
+) -> None:
+    alice = await make_user(store)
+    reply = (await start_conversation(store, alice)).reply
+    at_start = _after(0, known)
+    first = FlushItem(reply.id, 0, "one 😀 ", 1, "r1 ", 1, base=0, reasoning_base=0)
+    first.base_seq = at_start
+    if first_landed:
+        await store.apply_flush([first])  # landed; its caller saw an error
+    # the retry: the failed batch's base, its text followed by what arrived since
+    merged = FlushItem(reply.id, 0, "one 😀 two 👩🏽‍💻 ", 2, "r1 r2 ", 2, base=0, reasoning_base=0)
+    merged.base_seq = at_start
+    assert await store.apply_flush([merged]) == set()
+    after = FlushItem(reply.id, 0, "three", 3, "", 2, base=len(merged.delta), reasoning_base=6)
+    after.base_seq = _after(2, known)
+    await store.apply_flush([after])
+    stored = await store.get_message(alice.id, reply.id)
+    assert (stored.content, stored.seq) == ("one 😀 two 👩🏽‍💻 three", 3)
+    assert (stored.reasoning, stored.reasoning_seq) == ("r1 r2 ", 2)
+
+
+@KNOWN_SEQ
+async def test_a_nul_character_is_stored_as_one_replacement_character(
+    store: SqlStore, known: bool
+) -> None:
+    alice = await make_user(store)
+    reply = (await start_conversation(store, alice)).reply
+    pieces = ["a\x00b", "c😀", "\x00"]
+    base = 0
+    for seq, piece in enumerate(pieces, start=1):
+        item = FlushItem(reply.id, 0, piece, seq, piece, seq, base=base, reasoning_base=base)
+        item.base_seq = _after(seq - 1, known)
+        for _ in range(2):
+            await store.apply_flush([item])
+        base += len(piece)
+    stored = await store.get_message(alice.id, reply.id)
+    assert stored.content == stored.reasoning == "a\ufffdbc😀\ufffd"
+
+
 async def test_epoch_fence_skips_and_reports_stale_writes(store: SqlStore) -> None:
     alice = await make_user(store)
     fresh = (await start_conversation(store, alice)).reply
     fenced = (await start_conversation(store, alice)).reply
     items = [
-        FlushItem(fresh.id, 0, delta="kept", seq=1),
-        FlushItem(fenced.id, 1, delta="zombie", seq=9),
-        FlushItem("missing", 0, delta="nobody", seq=1),
+        FlushItem(fresh.id, 0, delta="kept", seq=1, base=0, reasoning_base=0),
+        FlushItem(fenced.id, 1, delta="zombie", seq=9, base=0, reasoning_base=0),
+        FlushItem("missing", 0, delta="nobody", seq=1, base=0, reasoning_base=0),
     ]
     assert await store.apply_flush(items) == {fenced.id, "missing"}
     assert (await store.get_message(alice.id, fresh.id)).content == "kept"
@@ -453,9 +546,10 @@ async def test_final_write_ends_the_reply(store: SqlStore) -> None:
     alice = await make_user(store)
     turn = await start_conversation(store, alice)
     reply = turn.reply
-    await store.apply_flush([FlushItem(reply.id, 0, delta="partial ", seq=1)])
+    await store.apply_flush([FlushItem(reply.id, 0, "partial ", 1, base=0, reasoning_base=0)])
     final = FinalState(Status.COMPLETE, usage=Usage(input_tokens=12, output_tokens=34))
-    assert await store.apply_flush([FlushItem(reply.id, 0, "answer", 2, final=final)]) == set()
+    item = FlushItem(reply.id, 0, "answer", 2, final=final, base=8, reasoning_base=0)
+    assert await store.apply_flush([item]) == set()
     stored = await store.get_message(alice.id, reply.id)
     assert (stored.content, stored.seq, stored.status) == ("partial answer", 2, Status.COMPLETE)
     assert stored.usage == Usage(12, 34)
@@ -470,7 +564,7 @@ async def test_final_error_is_stored(store: SqlStore) -> None:
     alice = await make_user(store)
     reply = (await start_conversation(store, alice)).reply
     final = FinalState(Status.ERROR, error=ErrorInfo("provider_error", "upstream 500"))
-    await store.apply_flush([FlushItem(reply.id, 0, "", 0, final=final)])
+    await store.apply_flush([FlushItem(reply.id, 0, "", 0, final=final, base=0, reasoning_base=0)])
     stored = await store.get_message(alice.id, reply.id)
     assert stored.status is Status.ERROR
     assert stored.error == ErrorInfo("provider_error", "upstream 500")
@@ -481,7 +575,7 @@ async def test_stale_final_keeps_the_conversation_active(store: SqlStore) -> Non
     alice = await make_user(store)
     turn = await start_conversation(store, alice)
     final = FinalState(Status.COMPLETE)
-    stale = FlushItem(turn.reply.id, 5, "late", 1, final=final)
+    stale = FlushItem(turn.reply.id, 5, "late", 1, final=final, base=0, reasoning_base=0)
     assert await store.apply_flush([stale]) == {turn.reply.id}
     conversation = await store.get_conversation(alice.id, turn.conversation.id)
     assert conversation.active_message_id == turn.reply.id
@@ -495,7 +589,7 @@ async def test_final_of_an_older_reply_leaves_the_newer_active(store: SqlStore) 
     second = await continue_conversation(store, alice, first.conversation.id, first.reply.id)
     # a second final for the first reply (its epoch still matches) must not release the
     # conversation, which now streams the second reply
-    await finish(store, first.reply, text="!")
+    await finish(store, first.reply, text="!", base=4)
     conversation = await store.get_conversation(alice.id, first.conversation.id)
     assert conversation.active_message_id == second.reply.id
 
@@ -512,6 +606,8 @@ async def test_one_flush_of_200_replies_is_one_transaction(store: SqlStore) -> N
             delta=f"text {i}",
             seq=7,
             final=FinalState(Status.COMPLETE) if i % 4 == 0 else None,
+            base=0,
+            reasoning_base=0,
         )
         for i, r in enumerate(replies)
     ]
@@ -540,7 +636,7 @@ async def test_recover_streaming_interrupts_and_fences(store: SqlStore) -> None:
     a = await start_conversation(store, alice)
     b = await start_conversation(store, alice)
     done = await start_conversation(store, alice)
-    await store.apply_flush([FlushItem(a.reply.id, 0, "half an ans", 3)])
+    await store.apply_flush([FlushItem(a.reply.id, 0, "half an ans", 3, base=0, reasoning_base=0)])
     await finish(store, done.reply)
     recovered = await store.recover_streaming()
     assert [m.id for m in recovered] == [a.reply.id, b.reply.id]
@@ -551,7 +647,8 @@ async def test_recover_streaming_interrupts_and_fences(store: SqlStore) -> None:
         assert conversation.active_message_id is None
     assert (await store.get_message(alice.id, done.reply.id)).status is Status.COMPLETE
     # the old owner's writes are fenced out from now on
-    assert await store.apply_flush([FlushItem(a.reply.id, 0, "swer", 4)]) == {a.reply.id}
+    late = FlushItem(a.reply.id, 0, "swer", 4, base=11, reasoning_base=0)
+    assert await store.apply_flush([late]) == {a.reply.id}
     assert await store.recover_streaming() == []
 
 
@@ -560,7 +657,7 @@ async def test_interrupt_replies_marks_only_the_chosen_at_their_epoch(store: Sql
     dead = await start_conversation(store, alice)
     live = await start_conversation(store, alice)
     moved_on = await start_conversation(store, alice)
-    await store.apply_flush([FlushItem(dead.reply.id, 0, "half", 2)])
+    await store.apply_flush([FlushItem(dead.reply.id, 0, "half", 2, base=0, reasoning_base=0)])
     assert set(await store.streaming_replies()) >= {
         (dead.reply.id, 0),
         (live.reply.id, 0),
@@ -578,7 +675,8 @@ async def test_interrupt_replies_marks_only_the_chosen_at_their_epoch(store: Sql
     assert still.active_message_id == live.reply.id  # another node's live reply
     assert (await store.get_message(alice.id, live.reply.id)).status is Status.STREAMING
     # the dead owner is fenced out; a stale epoch marks nothing
-    assert await store.apply_flush([FlushItem(dead.reply.id, 0, "more", 3)]) == {dead.reply.id}
+    late = FlushItem(dead.reply.id, 0, "more", 3, base=4, reasoning_base=0)
+    assert await store.apply_flush([late]) == {dead.reply.id}
     assert await store.interrupt_replies([(live.reply.id, 5)]) == []
     assert (live.reply.id, 0) in await store.streaming_replies()
     assert await store.interrupt_replies([]) == []
@@ -597,7 +695,8 @@ async def test_delete_conversation_removes_its_messages(store: SqlStore) -> None
             await store.get_message(alice.id, message.id)
     assert len(await store.list_messages(alice.id, kept.conversation.id)) == 2
     # a reply still streaming into the deleted conversation is fenced out
-    assert await store.apply_flush([FlushItem(doomed.reply.id, 0, "x", 1)]) == {doomed.reply.id}
+    late = FlushItem(doomed.reply.id, 0, "x", 1, base=0, reasoning_base=0)
+    assert await store.apply_flush([late]) == {doomed.reply.id}
     with pytest.raises(NotFound):
         await store.delete_conversation(alice.id, doomed.conversation.id)
 
@@ -619,12 +718,35 @@ async def test_unicode_round_trips_exactly(store: SqlStore, text: str) -> None:
     alice = await make_user(store, "ユーザー🙂")
     turn = await start_conversation(store, alice, content=text)
     middle = len(text) // 2
-    await store.apply_flush([FlushItem(turn.reply.id, 0, text[:middle], 1)])
-    await store.apply_flush([FlushItem(turn.reply.id, 0, text[middle:], 2)])
+    await store.apply_flush(
+        [FlushItem(turn.reply.id, 0, text[:middle], 1, base=0, reasoning_base=0)]
+    )
+    second = FlushItem(turn.reply.id, 0, text[middle:], 2, base=middle, reasoning_base=0)
+    await store.apply_flush([second])
     assert turn.prompt is not None
     assert (await store.get_message(alice.id, turn.prompt.id)).content == text
     assert (await store.get_message(alice.id, turn.reply.id)).content == text
     assert (await store.find_user("ユーザー🙂")) is not None
+
+
+@KNOWN_SEQ
+@pytest.mark.parametrize("text", UNICODE_SAMPLES)
+async def test_retried_flushes_keep_unicode_exact(store: SqlStore, text: str, known: bool) -> None:
+    """Pieces of one to three code points (splitting emoji sequences and combining
+    marks), each written twice: the second lands on text the first already wrote."""
+    alice = await make_user(store)
+    reply = (await start_conversation(store, alice)).reply
+    base, seq = 0, 0
+    while base < len(text):
+        seq += 1
+        piece = text[base : base + 1 + seq % 3]
+        item = FlushItem(reply.id, 0, piece, seq, piece, seq, base=base, reasoning_base=base)
+        item.base_seq = _after(seq - 1, known)
+        for _ in range(2):
+            await store.apply_flush([item])
+        base += len(piece)
+    stored = await store.get_message(alice.id, reply.id)
+    assert stored.content == stored.reasoning == text
 
 
 # concurrency
@@ -633,8 +755,11 @@ async def test_unicode_round_trips_exactly(store: SqlStore, text: str) -> None:
 async def test_concurrent_writes_and_reads_all_land(store: SqlStore) -> None:
     alice = await make_user(store)
     turns = await asyncio.gather(*(start_conversation(store, alice) for _ in range(30)))
+    # two writes of each reply from its start, racing: the last to commit wins whole
     flushes = [
-        store.apply_flush([FlushItem(t.reply.id, 0, delta=f"{t.reply.id}-{n}", seq=n)])
+        store.apply_flush(
+            [FlushItem(t.reply.id, 0, delta=f"{t.reply.id}-{n}", seq=n, base=0, reasoning_base=0)]
+        )
         for n in (1, 2)
         for t in turns[:10]
     ]
@@ -645,7 +770,7 @@ async def test_concurrent_writes_and_reads_all_land(store: SqlStore) -> None:
     assert len(page.conversations) == 30
     for t in turns[:10]:
         stored = await store.get_message(alice.id, t.reply.id)
-        assert stored.seq in (1, 2) and len(stored.content) == 2 * (len(t.reply.id) + 2)
+        assert stored.seq in (1, 2) and stored.content == f"{t.reply.id}-{stored.seq}"
 
 
 async def test_a_cancelled_flush_commits_whole_or_not_at_all(store: SqlStore) -> None:
@@ -654,7 +779,11 @@ async def test_a_cancelled_flush_commits_whole_or_not_at_all(store: SqlStore) ->
     turns = [await start_conversation(store, alice) for _ in range(40)]
     replies = [t.reply for t in turns]
     for n in range(1, 9):
-        items = [FlushItem(r.id, 0, delta=str(n) * 20_000, seq=n) for r in replies]
+        base = (n - 1) * 20_000  # whatever rounds before it committed, it writes there
+        items = [
+            FlushItem(r.id, 0, delta=str(n) * 20_000, seq=n, base=base, reasoning_base=0)
+            for r in replies
+        ]
         task = asyncio.create_task(store.apply_flush(items))
         await asyncio.sleep(0.001 * (n % 4))
         task.cancel()
@@ -709,7 +838,9 @@ async def test_a_turn_records_its_client_message_id(store: SqlStore) -> None:
 async def test_continue_reply_takes_an_interrupted_reply_up_again(store: SqlStore) -> None:
     user = await make_user(store)
     turn = await start_conversation(store, user)
-    item = FlushItem(turn.reply.id, turn.reply.epoch, delta="partial ", seq=3)
+    item = FlushItem(
+        turn.reply.id, turn.reply.epoch, delta="partial ", seq=3, base=0, reasoning_base=0
+    )
     await store.apply_flush([item])
     [recovered] = await store.recover_streaming()
     conversation, message = await store.continue_reply(user.id, turn.reply.id, "key-c")
@@ -721,7 +852,9 @@ async def test_continue_reply_takes_an_interrupted_reply_up_again(store: SqlStor
     assert command == ClientCommand(conversation.id, message.id, turn.prompt.id, False)
     with pytest.raises(Conflict):
         await store.continue_reply(user.id, turn.reply.id, None)  # it streams now
-    stale = FlushItem(turn.reply.id, recovered.epoch, delta="zombie", seq=4)
+    stale = FlushItem(
+        turn.reply.id, recovered.epoch, delta="zombie", seq=4, base=8, reasoning_base=0
+    )
     assert await store.apply_flush([stale]) == {turn.reply.id}
 
 

@@ -341,6 +341,8 @@ class Runner:
             max_chars=self._settings.max_reply_chars,
         )
         reply = _Reply(user_id, message.conversation_id, message.id, message.epoch, machine)
+        # its writes start where the stored text ends, so a retried flush is idempotent
+        self.committer.begin(message.id, len(message.content), len(message.reasoning), message.seq)
         reply.provider, reply.model = provider.name, message.model or ""
         reply.drop_repeats_of = drop_repeats_of
         if started.created:

@@ -8,6 +8,8 @@ protocol. Rules every implementation keeps:
   in SQL; another user's id answers `NotFound` (DESIGN.md invariant 7);
 - a streaming reply's writes (`apply_flush`) append text, never re-send the whole
   reply, and are fenced on the reply's epoch (DESIGN.md invariant 1);
+- they are idempotent: each item says where its text starts (`FlushItem.base`), so
+  a retry of a flush that did commit (its acknowledgement lost) duplicates nothing;
 - content and seq move together, and a final write commits content, seq, status,
   usage and the end of the stream in one transaction (invariant 2).
 """
@@ -32,7 +34,20 @@ class FinalState:
 
 @dataclass(slots=True)
 class FlushItem:
-    """One reply's pending write: text to append and the seq it brings the reply to."""
+    """One reply's pending write: text to put at a stated place, and the seq it
+    brings the reply to.
+
+    `base` is the length (in characters) of the stored content that `delta` follows,
+    `reasoning_base` the same for `reasoning_delta`: the write keeps that many
+    characters and puts the delta after them. So writing an item again, or a retry
+    that carries an older item's base and its delta followed by newer text, gives the
+    same stored text whether or not an earlier attempt committed.
+
+    `base_seq`, when known, is the stored seq the item follows (the seq the reply's
+    previous write set). A store that finds it there, with `seq` different, knows
+    no attempt of this item has landed and may simply append; None never appends
+    blindly.
+    """
 
     message_id: str
     epoch: int
@@ -41,6 +56,9 @@ class FlushItem:
     reasoning_delta: str = ""
     reasoning_seq: int = 0
     final: FinalState | None = None
+    base: int = field(kw_only=True)
+    reasoning_base: int = field(kw_only=True)
+    base_seq: int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,8 +380,9 @@ class Store(Protocol):
     async def apply_flush(self, items: Sequence[FlushItem]) -> set[str]:
         """Write pending text of many replies in one transaction (group commit).
 
-        Each item appends `delta` to `content` and sets `seq` (and the same for
-        reasoning) where `id` and `epoch` match; an item with `final` also sets
+        Each item writes `content` as its first `base` characters followed by
+        `delta` and sets `seq` (and the same for reasoning) where `id` and `epoch`
+        match, so an item written twice leaves the same text; one with `final` also sets
         status, usage and error and clears the conversation's `active_message_id`.
         Returns the ids whose epoch no longer matched (their writes were skipped).
         """

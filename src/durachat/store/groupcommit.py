@@ -9,6 +9,17 @@ replies cost tens of transactions per second, not thousands.
 
 Flushes are serialised: appends of one reply reach the database in order, and a
 final write (status, usage, end of stream) lands after every earlier append.
+
+Every write is idempotent. A failed flush may have committed all the same (the
+connection died after COMMIT, before its acknowledgement), so its retry must not
+append the text a second time. The committer knows where each reply's stored text
+ends (`begin` is told the stored lengths and seq once per reply; a flush moves them
+on when it takes a batch), and each `FlushItem` carries the length its text starts
+at and the seq it follows: the store keeps that many characters and writes the text
+after them (a plain append when the stored seq shows no attempt has landed). A retry
+carries the failed batch's base and its text followed by whatever arrived since, so
+it writes the same text whether or not the first attempt landed. `add` does no more
+than before; the base is looked up once per reply and flush.
 """
 
 from __future__ import annotations
@@ -33,20 +44,28 @@ class FlushTarget(Protocol):
 
 class _Pending:
     __slots__ = (
+        "base",
+        "base_seq",
         "chunks",
         "epoch",
         "final",
         "parts",
         "reasoning",
+        "reasoning_base",
         "reasoning_seq",
         "seq",
         "since",
         "waiters",
     )
 
-    def __init__(self, epoch: int, since: float) -> None:
+    def __init__(
+        self, epoch: int, since: float, base: int, reasoning_base: int, base_seq: int
+    ) -> None:
         self.epoch = epoch
         self.since = since
+        self.base = base  # the stored length of content that `parts` follow
+        self.reasoning_base = reasoning_base
+        self.base_seq = base_seq  # the stored seq they follow
         self.parts: list[str] = []
         self.reasoning: list[str] = []
         self.seq = 0
@@ -56,7 +75,8 @@ class _Pending:
         self.waiters: list[asyncio.Future[None]] = []
 
     def merge_after(self, newer: _Pending) -> None:
-        """Put this (older, unwritten) pending write in front of a newer one."""
+        """Put this (older, maybe unwritten) pending write in front of a newer one:
+        this one's base stays, the newer one's (where this one's text ends) goes."""
         self.parts.extend(newer.parts)
         self.reasoning.extend(newer.reasoning)
         self.seq = max(self.seq, newer.seq)
@@ -74,6 +94,9 @@ class _Pending:
             "".join(self.reasoning),
             self.reasoning_seq,
             self.final,
+            base=self.base,
+            reasoning_base=self.reasoning_base,
+            base_seq=self.base_seq,
         )
 
 
@@ -97,6 +120,7 @@ class GroupCommitter:
         self._on_failed = on_failed
         self._on_flushed = on_flushed
         self._pending: dict[str, _Pending] = {}
+        self._ends: dict[str, tuple[int, int, int]] = {}  # where each reply's next write starts
         self._signal: asyncio.Future[None] | None = None  # what the flush loop waits on
         self._urgent = False  # a reply has flush_chunks unwritten chunks, or has ended
         self._task: asyncio.Task[None] | None = None
@@ -106,10 +130,20 @@ class GroupCommitter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="durachat-group-commit")
 
+    def begin(self, message_id: str, chars: int, reasoning_chars: int, seq: int) -> None:
+        """Say how long a reply's stored content and reasoning are (in characters),
+        and its stored seq, before its first write: a new reply's are 0, a continued
+        one's what it kept. Call once per reply, before `add`."""
+        self._ends[message_id] = (chars, reasoning_chars, seq)
+
     def _entry(self, message_id: str, epoch: int) -> _Pending:
         entry = self._pending.get(message_id)
         if entry is None:
-            entry = self._pending[message_id] = _Pending(epoch, time.monotonic())
+            ends = self._ends.get(message_id)
+            if ends is None:
+                raise RuntimeError(f"reply {message_id} was not begun (GroupCommitter.begin)")
+            entry = _Pending(epoch, time.monotonic(), *ends)
+            self._pending[message_id] = entry
             if len(self._pending) == 1:
                 self._poke()  # the flush loop arms its timer for this entry
         return entry
@@ -191,6 +225,10 @@ class GroupCommitter:
         if not batch:
             return
         items = [entry.item(message_id) for message_id, entry in batch.items()]
+        for item in items:  # text that arrives from now on follows this batch's
+            chars, reasoning = len(item.delta), len(item.reasoning_delta)
+            ends = item.base + chars, item.reasoning_base + reasoning, item.seq
+            self._ends[item.message_id] = ends
         started = time.perf_counter()
         try:
             fenced = await self._store.apply_flush(items)
@@ -205,6 +243,8 @@ class GroupCommitter:
         for message_id, entry in batch.items():
             if message_id in fenced:
                 self._on_fenced(message_id)
+            if entry.final is not None:
+                self._ends.pop(message_id, None)  # the reply has ended
             for waiter in entry.waiters:
                 if not waiter.done():
                     waiter.set_result(None)

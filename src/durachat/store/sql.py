@@ -3,9 +3,10 @@
 One class serves both dialects; `store/engine.py` decides how connections are made
 (on SQLite every write goes through one writer connection, in turn, and reads use
 their own connections). Every query that touches user data filters by the user id
-in SQL, and a streaming reply's text is appended (`content || :delta`) under an
-epoch fence, never re-sent whole. Rows become domain values in `_user`,
-`_conversation` and `_message` and nowhere else.
+in SQL, and a streaming reply's text is appended under an epoch fence, never
+re-sent whole, at the place each write names (`substr(content, 1, :base) ||
+:delta`), so a retried write never duplicates text. Rows become domain values in
+`_user`, `_conversation` and `_message` and nowhere else.
 
 This module never decides policy (limits, who may stream) and never reads settings.
 """
@@ -21,8 +22,10 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
+    Integer,
     Row,
     Table,
+    Text,
     and_,
     bindparam,
     case,
@@ -83,10 +86,34 @@ _MIGRATION_LOCK = 0x44555241  # "DURA": serialises concurrent `migrate()` on Pos
 _DUPLICATE_MESSAGE = "this message was already sent (duplicate client message id)"
 
 _m = messages.c
+
+# No attempt of this item has landed: the stored seq is still the one it follows, and
+# the item moves it (had an attempt landed, the stored seq would be the item's).
+_UNWRITTEN = and_(
+    _m.seq == bindparam("p_base_seq", type_=Integer),
+    bindparam("p_seq", type_=Integer) != bindparam("p_base_seq", type_=Integer),
+)
+
+
+def _at(column: Any, base: str, delta: str) -> Any:
+    """`substr(column, 1, :base) || :delta`: the stored text up to where this write
+    starts, then its text. Idempotent, unlike `column || :delta`: a retry of a
+    flush that did commit writes the same text again, not a second copy. SQLite and
+    PostgreSQL both count characters (code points) for TEXT, as Python's `len` does.
+
+    When `_UNWRITTEN` holds, the stored text ends at `base` already and a plain
+    append gives the same: counting characters costs PostgreSQL about as much as
+    the append itself on long replies, so only retries (and items that do not move
+    the seq, like reasoning alone) pay for it.
+    """
+    kept = func.substr(column, 1, bindparam(base, type_=Integer), type_=Text)
+    return case((_UNWRITTEN, column), else_=kept) + bindparam(delta, type_=Text)
+
+
 _APPEND_VALUES: dict[str, Any] = {
-    "content": _m.content + bindparam("p_delta"),
+    "content": _at(_m.content, "p_base", "p_delta"),
     "seq": bindparam("p_seq"),
-    "reasoning": _m.reasoning + bindparam("p_reasoning_delta"),
+    "reasoning": _at(_m.reasoning, "p_reasoning_base", "p_reasoning_delta"),
     "reasoning_seq": bindparam("p_reasoning_seq"),
     "updated_at": bindparam("p_now"),
 }
@@ -725,7 +752,8 @@ async def _claim_conversation(conn: AsyncConnection, turn: NewTurn, now: str) ->
 
 
 async def _append(conn: AsyncConnection, items: Sequence[FlushItem], now: str) -> set[str]:
-    """Append every item's text (one executemany per kind); return the fenced-out ids."""
+    """Write every item's text at its base (one executemany per kind); return the
+    fenced-out ids."""
     streaming = [_flush_params(i, now) for i in items if i.final is None]
     final = [_flush_params(i, now) for i in items if i.final is not None]
     matched = 0
@@ -785,13 +813,22 @@ def _new_conversation(new: NewConversation, reply_id: str, now: str) -> dict[str
     }
 
 
+def _storable(text: str) -> str:
+    """NUL as U+FFFD: PostgreSQL's TEXT cannot hold NUL, and SQLite's `substr` ends
+    a string at one. One character for one, so every base stays true."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _flush_params(item: FlushItem, now: str) -> dict[str, Any]:
     params: dict[str, Any] = {
         "p_id": item.message_id,
         "p_epoch": item.epoch,
-        "p_delta": item.delta,
+        "p_base": item.base,
+        "p_base_seq": item.base_seq,
+        "p_delta": _storable(item.delta),
         "p_seq": item.seq,
-        "p_reasoning_delta": item.reasoning_delta,
+        "p_reasoning_base": item.reasoning_base,
+        "p_reasoning_delta": _storable(item.reasoning_delta),
         "p_reasoning_seq": item.reasoning_seq,
         "p_now": now,
     }
