@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 from durachat.errors import TooLarge
 from durachat.uploads import detect
-from durachat.uploads.images import clean_image
-from durachat.uploads.pdfs import pdf_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +53,15 @@ def accept(data: bytes, limits: UploadLimits) -> Accepted:
     """Check and clean `data` by its detected type (blocking: pillow, pypdf)."""
     found = detect.sniff(data)
     if found.kind == detect.IMAGE:
+        from durachat.uploads.images import clean_image  # Pillow loads on the first image
+
         image = clean_image(data, found.media_type, limits.max_pixels)
         return Accepted(
             found.kind, found.media_type, image.data, width=image.width, height=image.height
         )
     if found.kind == detect.PDF:
+        from durachat.uploads.pdfs import pdf_text  # pypdf loads on the first PDF
+
         text = pdf_text(data, limits.max_pdf_pages, limits.max_text_chars)
         return Accepted(found.kind, found.media_type, data, text=text, chars=len(text))
     text = detect.decode_text(data)
