@@ -49,6 +49,8 @@ class PromptBuilder:
     async def attachments(self, user_id: str, upload_ids: Sequence[str]) -> tuple[Attachment, ...]:
         """The chips of these uploads (the user's own; `NotFound` otherwise)."""
         unique = list(dict.fromkeys(upload_ids))
+        if not unique:  # most messages: no database read
+            return ()
         if len(unique) > MAX_ATTACHMENTS:
             raise BadRequest(f"a message can carry at most {MAX_ATTACHMENTS} attachments")
         return tuple(u.attachment for u in await self._store.get_uploads(user_id, unique))
