@@ -139,6 +139,11 @@ class Settings:
         "Events a node keeps for Redis while it is unreachable; past that the oldest are "
         "dropped and other nodes' readers get `resync`.",
     )
+    database_pool_size: int = _setting(
+        10,
+        "PostgreSQL connections each process keeps (as many again in bursts): with "
+        "`--workers N` or several nodes, the database sees N times this.",
+    )
     lease_ms: int = _setting(
         15_000,
         "Generation lease of many nodes: a reply whose node stops renewing it is marked "
@@ -269,6 +274,7 @@ def _check(values: dict[str, Any]) -> None:
         "redis_retry_max_ms",
         "redis_buffer_events",
         "lease_ms",
+        "database_pool_size",
     ):
         if values[name] < 1:
             raise ConfigError(f"DURACHAT_{name.upper()} must be at least 1")

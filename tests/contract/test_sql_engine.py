@@ -41,6 +41,16 @@ async def test_postgresql_urls(private_postgres: PrivatePostgres, driver: str) -
         await store.close()
 
 
+async def test_the_postgresql_pool_is_sized_per_process() -> None:
+    engines = open_engines("postgresql://nobody@127.0.0.1:1/none", pool_size=3)
+    try:
+        pool = engines.writer.pool
+        assert pool.size() == 3  # type: ignore[attr-defined]
+        assert engines.reader is engines.writer
+    finally:
+        await engines.dispose()
+
+
 @pytest.mark.parametrize(
     "url", ["mysql://localhost/db", "sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///x.db"]
 )

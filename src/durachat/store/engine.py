@@ -78,13 +78,16 @@ class SqliteLimits:
         return (f"PRAGMA busy_timeout={self.busy_ms}", *SQLITE_PRAGMAS, *cap)
 
 
-def open_engines(url: str, sqlite: SqliteLimits | None = None) -> Engines:
-    """Create (but do not connect) the engines for `url`."""
+def open_engines(
+    url: str, sqlite: SqliteLimits | None = None, pool_size: int = POSTGRES_POOL_SIZE
+) -> Engines:
+    """Create (but do not connect) the engines for `url`; on PostgreSQL a pool of
+    `pool_size` connections (as many again in bursts) for this process."""
     parsed = async_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engines(parsed, sqlite or SqliteLimits())
     engine = create_async_engine(
-        parsed, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_POOL_SIZE, pool_pre_ping=True
+        parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
     return Engines("postgresql", engine, engine)
 

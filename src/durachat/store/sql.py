@@ -67,7 +67,13 @@ from durachat.store.base import (
     StoreStats,
     conversation_cursor,
 )
-from durachat.store.engine import Engines, SqliteLimits, open_engines, translate_errors
+from durachat.store.engine import (
+    POSTGRES_POOL_SIZE,
+    Engines,
+    SqliteLimits,
+    open_engines,
+    translate_errors,
+)
 from durachat.store.migrate import upgrade
 from durachat.store.tables import (
     api_tokens,
@@ -445,12 +451,14 @@ class SqlStore:
         return [(_message(message), _conversation(conversation)) for message, conversation in rows]
 
 
-async def open_store(url: str, sqlite: SqliteLimits | None = None) -> SqlStore:
+async def open_store(
+    url: str, sqlite: SqliteLimits | None = None, pool_size: int = POSTGRES_POOL_SIZE
+) -> SqlStore:
     """A store on `url` (`sqlite:///path`, `postgresql://...`, or their async forms).
 
     Creates the SQLite file's directory; does not migrate (call `migrate()`).
     """
-    return SqlStore(open_engines(url, sqlite))
+    return SqlStore(open_engines(url, sqlite, pool_size))
 
 
 # transactions and the queries inside them
