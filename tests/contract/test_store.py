@@ -453,6 +453,25 @@ async def test_flushes_append_exactly_and_move_seq(store: SqlStore) -> None:
 KNOWN_SEQ = pytest.mark.parametrize("known", [True, False], ids=["base_seq", "base_only"])
 
 
+async def test_a_text_only_flush_keeps_the_reasoning_seq(store: SqlStore) -> None:
+    """Group commit sends reasoning_seq 0 with a flush that has no reasoning; the
+    stored reasoning_seq must not move back (a client resuming from a snapshot
+    would take later reasoning for a gap, or repeat it)."""
+    alice = await make_user(store)
+    reply = (await start_conversation(store, alice)).reply
+    thought = FlushItem(reply.id, 0, "a ", 1, "hmm ", 2, base=0, reasoning_base=0)
+    text_only = FlushItem(reply.id, 0, "b ", 2, "", 0, base=2, reasoning_base=4)
+    assert await store.apply_flush([thought]) == set()
+    assert await store.apply_flush([text_only]) == set()
+    stored = await store.get_message(alice.id, reply.id)
+    assert (stored.content, stored.seq, stored.reasoning, stored.reasoning_seq) == (
+        "a b ",
+        2,
+        "hmm ",
+        2,
+    )
+
+
 def _after(seq: int, known: bool) -> int | None:
     return seq if known else None
 

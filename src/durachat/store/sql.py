@@ -120,7 +120,14 @@ _APPEND_VALUES: dict[str, Any] = {
     "content": _at(_m.content, "p_base", "p_delta"),
     "seq": bindparam("p_seq"),
     "reasoning": _at(_m.reasoning, "p_reasoning_base", "p_reasoning_delta"),
-    "reasoning_seq": bindparam("p_reasoning_seq"),
+    # A write that carries no reasoning says 0: reasoning_seq never moves back.
+    "reasoning_seq": case(
+        (
+            bindparam("p_reasoning_seq", type_=Integer) > _m.reasoning_seq,
+            bindparam("p_reasoning_seq", type_=Integer),
+        ),
+        else_=_m.reasoning_seq,
+    ),
     "updated_at": bindparam("p_now"),
 }
 _FENCE = and_(_m.id == bindparam("p_id"), _m.epoch == bindparam("p_epoch"))
