@@ -40,6 +40,15 @@ async def until_status(server: Server, conversation_id: str, status: str, timeou
     return time.monotonic() - started
 
 
+async def mid_reply(server: Server, prompt: str, seq: int) -> tuple[WsClient, str, str]:
+    """A socket on `server` whose reply to `prompt` has streamed up to `seq`; the
+    socket, the conversation id and the reply's id."""
+    client = await WsClient.connect(server.ws)
+    created = await start(client, prompt)
+    await client.until(lambda f: f.get("type") == "text" and f["seq"] >= seq)
+    return client, created["conversationId"], created["messageId"]
+
+
 @pytest.fixture
 async def nodes(
     make_server: MakeServer, private_postgres: PrivatePostgres, private_redis: PrivateRedis
@@ -52,10 +61,7 @@ async def test_stop_sent_to_node_b_stops_node_a_reply_within_a_second(
     nodes: tuple[Server, Server],
 ) -> None:
     a, b = nodes
-    on_a = await WsClient.connect(a.ws)
-    created = await start(on_a, "!demo chunks=3000 delay_ms=5")
-    cid, mid = created["conversationId"], created["messageId"]
-    await on_a.until(lambda f: f.get("type") == "text" and f["seq"] >= 5)
+    on_a, cid, mid = await mid_reply(a, "!demo chunks=3000 delay_ms=5", 5)
     on_b = await WsClient.connect(b.ws, {"conversationId": cid})
     await on_b.until(of_type("catchup"))
     asked = time.monotonic()
@@ -80,10 +86,7 @@ async def test_kill_9_of_node_a_is_noticed_by_node_b_and_continue_completes_ther
     nodes: tuple[Server, Server],
 ) -> None:
     a, b = nodes
-    on_a = await WsClient.connect(a.ws)
-    created = await start(on_a, "!demo chunks=600 delay_ms=10")
-    cid, mid = created["conversationId"], created["messageId"]
-    await on_a.until(lambda f: f.get("type") == "text" and f["seq"] >= 40)
+    _on_a, cid, mid = await mid_reply(a, "!demo chunks=600 delay_ms=10", 40)  # A dies
     watcher = await WsClient.connect(b.ws, {"conversationId": cid})
     await watcher.until(of_type("catchup"))
     a.kill()
@@ -148,10 +151,7 @@ async def test_a_redis_restart_during_a_reply_is_survived(
     nodes: tuple[Server, Server], private_redis: PrivateRedis
 ) -> None:
     a, b = nodes
-    on_a = await WsClient.connect(a.ws)
-    created = await start(on_a, "!demo chunks=500 delay_ms=8")
-    cid, mid = created["conversationId"], created["messageId"]
-    await on_a.until(lambda f: f.get("type") == "text" and f["seq"] >= 50)
+    on_a, cid, mid = await mid_reply(a, "!demo chunks=500 delay_ms=8", 50)
     private_redis.restart()  # every lease, log and stream is gone
     frames = await on_a.until(is_done, timeout=30)
     assert frames[-1]["status"] == "complete", "the reply's own node streams on"
@@ -171,10 +171,7 @@ async def test_a_postgresql_restart_during_a_reply_is_survived(
     nodes: tuple[Server, Server], private_postgres: PrivatePostgres
 ) -> None:
     a, b = nodes
-    on_a = await WsClient.connect(a.ws)
-    created = await start(on_a, "!demo chunks=500 delay_ms=8")
-    cid, mid = created["conversationId"], created["messageId"]
-    await on_a.until(lambda f: f.get("type") == "text" and f["seq"] >= 50)
+    on_a, cid, mid = await mid_reply(a, "!demo chunks=500 delay_ms=8", 50)
     private_postgres.restart(down_s=1.0)
     frames = await on_a.until(is_done, timeout=60)
     texts = [f for f in frames if f["type"] == "text"]

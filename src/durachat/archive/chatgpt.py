@@ -112,10 +112,10 @@ def _imported(source: ChatGptConversation, model: str, provider: str) -> Importe
     # walk from the roots, parents before children; `kept_parent` is the nearest
     # kept ancestor's node id
     roots = [key for key, node in mapping.items() if node.parent not in mapping]
-    todo: list[tuple[str, str | None, datetime]] = [(r, None, started) for r in reversed(roots)]
+    stack: list[tuple[str, str | None, datetime]] = [(r, None, started) for r in reversed(roots)]
     seen: set[str] = set()
-    while todo:
-        key, kept_parent, after = todo.pop()
+    while stack:
+        key, kept_parent, after = stack.pop()
         if key in seen or key not in mapping:
             continue
         seen.add(key)
@@ -142,7 +142,7 @@ def _imported(source: ChatGptConversation, model: str, provider: str) -> Importe
                 )
             )
             here = key
-        todo.extend((child, here, moment) for child in reversed(node.children))
+        stack.extend((child, here, moment) for child in reversed(node.children))
     leaf = _nearest_kept(mapping, source.current_node, new_ids)
     updated = _iso(_time(source.update_time, started)) if source.update_time else now_iso()
     original = source.conversation_id or source.id or f"untitled-{source.create_time}"

@@ -34,12 +34,12 @@ def children_of(nodes: Iterable[Node]) -> dict[str | None, list[Node]]:
 
 def subtree(children: dict[str | None, list[Node]], root_id: str) -> set[str]:
     """`root_id` and every message below it."""
-    found, todo = set(), [root_id]
-    while todo:
-        current = todo.pop()
+    found, stack = set(), [root_id]
+    while stack:
+        current = stack.pop()
         if current not in found:
             found.add(current)
-            todo.extend(child.id for child in children.get(current, ()))
+            stack.extend(child.id for child in children.get(current, ()))
     return found
 
 
