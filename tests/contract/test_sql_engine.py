@@ -67,13 +67,19 @@ async def _pragma(engine: AsyncEngine, name: str) -> object:
 async def test_sqlite_connections_are_configured(tmp_path: Path) -> None:
     engines = open_engines(f"sqlite:///{tmp_path / 'p.db'}")
     try:
-        for engine in (engines.writer, engines.reader):
+        for engine in (engines.writer, engines.reader, engines.quick):
             assert await _pragma(engine, "journal_mode") == "wal"
             assert await _pragma(engine, "synchronous") == 1  # NORMAL
-            assert await _pragma(engine, "busy_timeout") == 5000
             assert await _pragma(engine, "foreign_keys") == 1
+        # threads wait for locks in SQLite; inline connections wait with asyncio
+        assert await _pragma(engines.reader, "busy_timeout") == 5000
+        assert await _pragma(engines.writer, "busy_timeout") == 0
+        assert await _pragma(engines.quick, "busy_timeout") == 0
+        # the writer never checkpoints inside a commit (store/checkpoints.py does)
+        assert await _pragma(engines.writer, "wal_autocheckpoint") == 0
         assert await _pragma(engines.writer, "query_only") == 0
         assert await _pragma(engines.reader, "query_only") == 1
+        assert await _pragma(engines.quick, "query_only") == 1
         assert engines.writer.pool.size() == 1  # type: ignore[attr-defined]
     finally:
         await engines.dispose()

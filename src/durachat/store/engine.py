@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from durachat.errors import Conflict, StoreError
+from durachat.store import inline_sqlite
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -44,16 +45,21 @@ _DRIVERS = {
 
 @dataclass(frozen=True, slots=True)
 class Engines:
-    """The engines of one database. On PostgreSQL `writer` and `reader` are the same."""
+    """The engines of one database. On PostgreSQL they are all the same one.
+
+    On SQLite, `writer` and `quick` run inline on the event loop (short writes and
+    point reads: a thread hop would cost more than the query), `reader` on threads
+    (reads that may be long: search, history, export).
+    """
 
     dialect: str
     writer: AsyncEngine
     reader: AsyncEngine
+    quick: AsyncEngine
 
     async def dispose(self) -> None:
-        await self.writer.dispose()
-        if self.reader is not self.writer:
-            await self.reader.dispose()
+        for engine in {id(e): e for e in (self.writer, self.reader, self.quick)}.values():
+            await engine.dispose()
 
 
 def async_url(url: str) -> URL:
@@ -73,9 +79,10 @@ class SqliteLimits:
     max_pages: int = 0
     """0: no cap. Otherwise writes past this many pages fail as a full disk."""
 
-    def pragmas(self) -> tuple[str, ...]:
+    def pragmas(self, busy_ms: int | None = None) -> tuple[str, ...]:
         cap = (f"PRAGMA max_page_count={self.max_pages}",) if self.max_pages else ()
-        return (f"PRAGMA busy_timeout={self.busy_ms}", *SQLITE_PRAGMAS, *cap)
+        busy = self.busy_ms if busy_ms is None else busy_ms
+        return (f"PRAGMA busy_timeout={busy}", *SQLITE_PRAGMAS, *cap)
 
 
 def open_engines(
@@ -89,7 +96,7 @@ def open_engines(
     engine = create_async_engine(
         parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
-    return Engines("postgresql", engine, engine)
+    return Engines("postgresql", engine, engine, engine)
 
 
 def _sqlite_engines(url: URL, limits: SqliteLimits) -> Engines:
@@ -97,15 +104,24 @@ def _sqlite_engines(url: URL, limits: SqliteLimits) -> Engines:
     if database in ("", ":memory:") or database.startswith("file:"):
         raise ValueError("SQLite needs a database file path, e.g. sqlite:///data/durachat.db")
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    # the writer and quick readers run inline (inline_sqlite.py): they wait for locks
+    # with asyncio, not a busy timeout, and the writer leaves checkpoints to a thread
+    inline = inline_sqlite.connector(str(Path(database).expanduser()), limits.busy_ms)
+    writer = create_async_engine(url, pool_size=1, max_overflow=0, async_creator=inline)
+    quick = create_async_engine(url, pool_size=2, max_overflow=SQLITE_READERS, async_creator=inline)
     reader = create_async_engine(url, pool_size=SQLITE_READERS, max_overflow=SQLITE_READERS)
-    _configure_sqlite(writer, limits.pragmas(), begin="BEGIN IMMEDIATE")
-    _configure_sqlite(reader, (*limits.pragmas(), "PRAGMA query_only=ON"), begin="BEGIN")
-    return Engines("sqlite", writer, reader)
+    writer_pragmas = (*limits.pragmas(busy_ms=0), "PRAGMA wal_autocheckpoint=0")
+    _configure_sqlite(writer, writer_pragmas, begin="BEGIN IMMEDIATE")
+    read_only = "PRAGMA query_only=ON"
+    # no BEGIN: a quick read is one statement (or a few that need no common snapshot)
+    _configure_sqlite(quick, (*limits.pragmas(busy_ms=0), read_only), begin=None)
+    _configure_sqlite(reader, (*limits.pragmas(), read_only), begin="BEGIN")
+    return Engines("sqlite", writer, reader, quick)
 
 
-def _configure_sqlite(engine: AsyncEngine, pragmas: tuple[str, ...], *, begin: str) -> None:
-    """Pragmas on every new connection; SQLAlchemy, not the driver, emits BEGIN.
+def _configure_sqlite(engine: AsyncEngine, pragmas: tuple[str, ...], *, begin: str | None) -> None:
+    """Pragmas on every new connection; SQLAlchemy, not the driver, emits `begin`
+    (None: no BEGIN, every statement commits on its own).
 
     The sqlite3 driver's legacy mode starts transactions only before DML, so reads
     would not be repeatable and DDL would not be transactional; taking BEGIN over
@@ -120,11 +136,14 @@ def _configure_sqlite(engine: AsyncEngine, pragmas: tuple[str, ...], *, begin: s
             cursor.execute(pragma)
         cursor.close()
 
-    def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
-
     event.listen(engine.sync_engine, "connect", on_connect)
-    event.listen(engine.sync_engine, "begin", on_begin)
+    if begin is not None:
+        statement = begin
+
+        def on_begin(connection: Connection) -> None:
+            connection.exec_driver_sql(statement)
+
+        event.listen(engine.sync_engine, "begin", on_begin)
 
 
 @contextmanager

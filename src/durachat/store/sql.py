@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import orjson
@@ -32,11 +33,14 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Update
 
 from durachat.domain import (
     Attachment,
@@ -67,6 +71,7 @@ from durachat.store.base import (
     StoreStats,
     conversation_cursor,
 )
+from durachat.store.checkpoints import Checkpoints
 from durachat.store.engine import (
     POSTGRES_POOL_SIZE,
     Engines,
@@ -84,6 +89,7 @@ from durachat.store.tables import (
     users,
 )
 from durachat.store.tables import shares as shares_table
+from durachat.store.write_batches import WriteBatches
 
 T = TypeVar("T")
 _Work = Callable[[AsyncConnection], Awaitable[T]]  # the body of one write transaction
@@ -112,7 +118,8 @@ def _at(column: Any, base: str, delta: str) -> Any:
     the append itself on long replies, so only retries (and items that do not move
     the seq, like reasoning alone) pay for it.
     """
-    kept = func.substr(column, 1, bindparam(base, type_=Integer), type_=Text)
+    one = literal_column("1", Integer)  # a literal, not a bind: see `_execute_many`
+    kept = func.substr(column, one, bindparam(base, type_=Integer), type_=Text)
     return case((_UNWRITTEN, column), else_=kept) + bindparam(delta, type_=Text)
 
 
@@ -155,6 +162,27 @@ _RELEASE = (
     )
     .values(active_message_id=None, updated_at=bindparam("p_now"))
 )
+# The statements of the hot paths, built once (building one costs more than running it).
+_c = conversations.c
+_INSERT_CONVERSATION = insert(conversations)
+_INSERT_MESSAGE = insert(messages)
+_INSERT_COMMAND = insert(client_commands)
+_OWNED = select(conversations).where(_c.id == bindparam("p_id"), _c.user_id == bindparam("p_user"))
+_CLAIM = (
+    update(conversations)
+    .where(
+        _c.id == bindparam("p_id"),
+        _c.user_id == bindparam("p_user"),
+        _c.active_message_id.is_(None),
+    )
+    .values(
+        active_message_id=bindparam("p_reply"),
+        current_leaf_id=bindparam("p_reply"),
+        updated_at=bindparam("p_now"),
+    )
+    .returning(*conversations.c)
+)
+_MESSAGE = select(messages).where(_m.id == bindparam("p_id"), _m.user_id == bindparam("p_user"))
 
 
 class SqlStore:
@@ -163,7 +191,12 @@ class SqlStore:
     def __init__(self, engines: Engines) -> None:
         self.stats = StoreStats()
         self._engines = engines
-        self._write_lock = asyncio.Lock() if engines.dialect == "sqlite" else None
+        # SQLite's one writer runs inline and batches writes; PostgreSQL writes concurrently
+        self._batches: WriteBatches | None = None
+        self._checkpoints: Checkpoints | None = None
+        if engines.dialect == "sqlite":
+            self._checkpoints = Checkpoints(engines.reader)
+            self._batches = WriteBatches(engines.writer, self._began, self._checkpoints.written)
         self._writes: set[asyncio.Task[Any]] = set()
 
     @property
@@ -179,17 +212,22 @@ class SqlStore:
         not reach: a write once started commits or fails whole, and never leaves the
         (single, on SQLite) writer connection stuck in the middle of a transaction.
         """
+        conflict = conflict or "the change conflicts with stored data"
+        if self._batches is not None:
+            return await self._batches.run(work, conflict)
         task = asyncio.ensure_future(self._transact(work, conflict))
         self._writes.add(task)
         task.add_done_callback(self._write_done)
         return await asyncio.shield(task)
 
-    async def _transact(self, work: _Work[T], conflict: str | None) -> T:
-        async with self._write_lock or nullcontext():
-            with translate_errors(conflict or "the change conflicts with stored data"):
-                async with self._engines.writer.begin() as conn:
-                    self.stats.write_transactions += 1
-                    return await work(conn)
+    async def _transact(self, work: _Work[T], conflict: str) -> T:
+        with translate_errors(conflict):
+            async with self._engines.writer.begin() as conn:
+                self.stats.write_transactions += 1
+                return await work(conn)
+
+    def _began(self) -> None:
+        self.stats.write_transactions += 1
 
     def _write_done(self, task: asyncio.Task[Any]) -> None:
         self._writes.discard(task)
@@ -198,8 +236,16 @@ class SqlStore:
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that may take long (on a thread, on SQLite)."""
         with translate_errors():
             async with self._engines.reader.connect() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _quick(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for short reads by key (inline, on SQLite)."""
+        with translate_errors():
+            async with self._engines.quick.connect() as conn:
                 yield conn
 
     # lifecycle
@@ -210,6 +256,10 @@ class SqlStore:
     async def close(self) -> None:
         """Let writes in flight finish, then close every connection."""
         await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._batches is not None:
+            await self._batches.idle()
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         await self._engines.dispose()
 
     async def ping(self) -> None:
@@ -232,12 +282,12 @@ class SqlStore:
         return user
 
     async def get_user(self, user_id: str) -> User | None:
-        async with self._read() as conn:
+        async with self._quick() as conn:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
         return _user(row) if row is not None else None
 
     async def find_user(self, username: str) -> tuple[User, str] | None:
-        async with self._read() as conn:
+        async with self._quick() as conn:
             query = select(users).where(users.c.username == username)
             row = (await conn.execute(query)).first()
         return (_user(row), row.password_hash) if row is not None else None
@@ -255,7 +305,7 @@ class SqlStore:
             .join(api_tokens, api_tokens.c.user_id == users.c.id)
             .where(api_tokens.c.token_hash == token_hash, users.c.disabled.is_(False))
         )
-        async with self._read() as conn:
+        async with self._quick() as conn:
             row = (await conn.execute(query)).first()
         return _user(row) if row is not None else None
 
@@ -294,7 +344,7 @@ class SqlStore:
         await self._write(_inserter(sessions, row))
 
     async def user_for_session(self, id_hash: str) -> User | None:
-        async with self._read() as conn:
+        async with self._quick() as conn:
             row = await accounts.user_for_session(conn, id_hash, now_iso())
         return _user(row) if row is not None and not row.disabled else None
 
@@ -315,7 +365,7 @@ class SqlStore:
         query = select(client_commands).where(
             k.user_id == user_id, k.client_message_id == client_message_id
         )
-        async with self._read() as conn:
+        async with self._quick() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
@@ -332,7 +382,7 @@ class SqlStore:
         return await self._write(work, _DUPLICATE_MESSAGE)
 
     async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
-        async with self._read() as conn:
+        async with self._quick() as conn:
             return await _owned_conversation(conn, user_id, conversation_id)
 
     async def list_conversations(
@@ -351,7 +401,7 @@ class SqlStore:
             updated_at, after_id = _parse_cursor(cursor)
             after = and_(c.updated_at == updated_at, c.id < after_id)
             query = query.where(or_(c.updated_at < updated_at, after))
-        async with self._read() as conn:
+        async with self._quick() as conn:
             rows = (await conn.execute(query)).all()
         page = [_conversation(row) for row in rows[:limit]]
         more = len(rows) > limit
@@ -387,14 +437,14 @@ class SqlStore:
         await self._write(lambda conn: shares.revoke(conn, user_id, share_id))
 
     async def share_by_token(self, token: str) -> Share | None:
-        async with self._read() as conn:
+        async with self._quick() as conn:
             return await shares.by_token(conn, token)
 
     async def create_upload(self, upload: Upload) -> None:
         await self._write(lambda conn: uploads.create(conn, upload))
 
     async def get_uploads(self, user_id: str, upload_ids: Sequence[str]) -> list[Upload]:
-        async with self._read() as conn:
+        async with self._quick() as conn:
             return await uploads.owned(conn, user_id, upload_ids)
 
     async def delete_message(self, user_id: str, message_id: str) -> Conversation:
@@ -406,15 +456,14 @@ class SqlStore:
             .where(_m.conversation_id == conversation_id, _m.user_id == user_id)
             .order_by(_m.created_at, _m.id)
         )
-        async with self._read() as conn:
+        async with self._quick() as conn:
             await _owned_conversation(conn, user_id, conversation_id)
             rows = (await conn.execute(query)).all()
         return [_message(row) for row in rows]
 
     async def get_message(self, user_id: str, message_id: str) -> Message:
-        query = select(messages).where(_m.id == message_id, _m.user_id == user_id)
-        async with self._read() as conn:
-            row = (await conn.execute(query)).first()
+        async with self._quick() as conn:
+            row = (await conn.execute(_MESSAGE, {"p_id": message_id, "p_user": user_id})).first()
         if row is None:
             raise NotFound("message not found")
         return _message(row)
@@ -492,36 +541,38 @@ async def _insert_token(conn: AsyncConnection, row: dict[str, str]) -> None:
 
 async def _create_turn(conn: AsyncConnection, turn: NewTurn) -> Conversation:
     now = now_iso()
+    reply_id = turn.assistant_message.id
     if turn.conversation is None:
-        await _claim_conversation(conn, turn, now)
+        conversation = await _claim_conversation(conn, turn, now)
     else:
-        new = _new_conversation(turn.conversation, turn.assistant_message.id, now)
-        await conn.execute(insert(conversations).values(new))
+        new = _new_conversation(turn.conversation, reply_id, now)
+        await conn.execute(_INSERT_CONVERSATION, new)
+        conversation = Conversation(**new)
     turn_messages = (turn.user_message, turn.assistant_message)
     rows = [_message_values(m, turn.user_id) for m in turn_messages if m is not None]
-    await conn.execute(insert(messages), rows)
+    await conn.execute(_INSERT_MESSAGE, rows)
     if turn.client_message_id is not None:
         user_message_id = turn.user_message.id if turn.user_message else None
         command = ClientCommand(
-            turn.conversation_id,
-            turn.assistant_message.id,
-            user_message_id,
-            turn.conversation is not None,
+            turn.conversation_id, reply_id, user_message_id, turn.conversation is not None
         )
         await _record_command(conn, turn.user_id, turn.client_message_id, command, now)
-    return await _owned_conversation(conn, turn.user_id, turn.conversation_id)
+    return conversation
 
 
 async def _record_command(
     conn: AsyncConnection, user_id: str, client_message_id: str, command: ClientCommand, now: str
 ) -> None:
     row = {
-        **dataclasses.asdict(command),
+        "conversation_id": command.conversation_id,
+        "message_id": command.message_id,
+        "user_message_id": command.user_message_id,
+        "created_conversation": command.created_conversation,
         "user_id": user_id,
         "client_message_id": client_message_id,
         "created_at": now,
     }
-    await conn.execute(insert(client_commands).values(row))
+    await conn.execute(_INSERT_COMMAND, row)
 
 
 async def _continue_reply(
@@ -734,9 +785,7 @@ async def _interrupt(
 async def _owned_conversation(
     conn: AsyncConnection, user_id: str, conversation_id: str
 ) -> Conversation:
-    c = conversations.c
-    query = select(conversations).where(c.id == conversation_id, c.user_id == user_id)
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_OWNED, {"p_id": conversation_id, "p_user": user_id})).first()
     if row is None:
         raise NotFound("conversation not found")
     return _conversation(row)
@@ -748,22 +797,16 @@ async def _require_leaf(conn: AsyncConnection, conversation_id: str, message_id:
         raise BadRequest("current_leaf_id is not a message of this conversation")
 
 
-async def _claim_conversation(conn: AsyncConnection, turn: NewTurn, now: str) -> None:
-    """Make the turn's reply the conversation's active one, unless one already is."""
-    c = conversations.c
+async def _claim_conversation(conn: AsyncConnection, turn: NewTurn, now: str) -> Conversation:
+    """Make the turn's reply the conversation's active one, unless one already is;
+    the conversation as it is now."""
     reply_id = turn.assistant_message.id
-    result = await conn.execute(
-        update(conversations)
-        .where(
-            c.id == turn.conversation_id,
-            c.user_id == turn.user_id,
-            c.active_message_id.is_(None),
-        )
-        .values(active_message_id=reply_id, current_leaf_id=reply_id, updated_at=now)
-    )
-    if result.rowcount == 0:
+    params = {"p_id": turn.conversation_id, "p_user": turn.user_id, "p_reply": reply_id}
+    row = (await conn.execute(_CLAIM, params | {"p_now": now})).first()
+    if row is None:
         await _owned_conversation(conn, turn.user_id, turn.conversation_id)
         raise Conflict("a reply is already streaming in this conversation")
+    return _conversation(row)
 
 
 async def _append(conn: AsyncConnection, items: Sequence[FlushItem], now: str) -> set[str]:
@@ -773,12 +816,34 @@ async def _append(conn: AsyncConnection, items: Sequence[FlushItem], now: str) -
     final = [_flush_params(i, now) for i in items if i.final is not None]
     matched = 0
     if streaming:
-        matched += (await conn.execute(_APPEND, streaming)).rowcount
+        matched += await _execute_many(conn, _APPEND, streaming)
     if final:
-        matched += (await conn.execute(_APPEND_FINAL, final)).rowcount
+        matched += await _execute_many(conn, _APPEND_FINAL, final)
     if matched == len(items) and conn.dialect.supports_sane_multi_rowcount:
         return set()
     return await _stale_ids(conn, items)
+
+
+async def _execute_many(
+    conn: AsyncConnection, statement: Update, rows: list[dict[str, Any]]
+) -> int:
+    """`conn.execute(statement, rows)`; the rows it matched.
+
+    On SQLite (qmark, no type processing for these columns) the statement's SQL,
+    compiled once, goes to the driver with positional rows: SQLAlchemy's
+    per-row parameter processing cost more than SQLite's update of the row."""
+    if conn.dialect.name != "sqlite":
+        return (await conn.execute(statement, rows)).rowcount
+    sql, names = _positional(statement, conn.dialect)
+    params = [tuple(row[name] for name in names) for row in rows]
+    return (await conn.exec_driver_sql(sql, params)).rowcount
+
+
+@functools.cache
+def _positional(statement: Update, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    compiled = statement.compile(dialect=dialect)
+    assert compiled.positiontup is not None, "a positional dialect"
+    return compiled.string, tuple(compiled.positiontup)
 
 
 async def _stale_ids(conn: AsyncConnection, items: Iterable[FlushItem]) -> set[str]:
