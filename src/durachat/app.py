@@ -29,10 +29,10 @@ from durachat.api import (
     sse,
     transfer,
     uploads,
+    ws,
 )
 from durachat.api.deps import Services
 from durachat.api.static import mount as mount_web_ui
-from durachat.api.ws import websocket_endpoint
 from durachat.auth.identity import Identity
 from durachat.auth.network import Proxies
 from durachat.auth.ratelimit import LoginLimiter
@@ -142,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="DuraChat", version=__version__, lifespan=lifespan)
     errors.install(app)
     security.install(app)
+    ws.install(app)  # outermost: `/ws` skips the middleware (and the router)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
@@ -151,8 +152,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(shares.router)
     app.include_router(uploads.router)
     app.include_router(sse.router)
-    app.add_api_websocket_route("/ws", websocket_endpoint)
-    app.add_api_websocket_route("/test/ws", websocket_endpoint)
 
     # The built web UI answers every path no route above took: keep it last. Without
     # a build (a source install that skipped `make`), `/` shows the placeholder.

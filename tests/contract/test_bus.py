@@ -82,9 +82,7 @@ async def make_node(private_redis: PrivateRedis) -> AsyncIterator[MakeNode]:
 
 def frames_of(outbox: Outbox) -> list[dict[str, Any]]:
     """Take what the outbox queued, decoded."""
-    taken = [orjson.loads(d) for d in outbox._queue]
-    outbox._queue.clear()
-    return taken
+    return [orjson.loads(d) for d in outbox.take()]
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -229,7 +227,7 @@ async def test_a_reply_published_on_one_node_streams_live_on_another(
 
 
 def _has_done(outbox: Outbox) -> bool:
-    return any('"type":"done"' in d for d in outbox._queue)
+    return any('"type":"done"' in d for d in outbox._queue or ())
 
 
 async def test_subscribe_then_snapshot_across_nodes_has_no_gap_and_no_duplicate(
@@ -308,7 +306,7 @@ async def test_a_redis_restart_mid_stream_is_survived(
     for seq in range(11, 21):
         a.publish(events.text(c, m, seq, "y"))
         await asyncio.sleep(0.01)
-    await eventually(lambda: any('"type":"resync"' in d for d in follower._queue), 10)
+    await eventually(lambda: any('"type":"resync"' in d for d in follower._queue or ()), 10)
     await eventually(lambda: b._reader.healthy and a._writer.healthy, 10)
     assert await a.ping() and await b.ping()
     rejoined = Outbox("u", 1000)

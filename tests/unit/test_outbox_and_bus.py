@@ -13,7 +13,7 @@ from durachat.domain import Status
 
 
 def decoded(outbox: Outbox) -> list[dict[str, object]]:
-    return [orjson.loads(d) for d in outbox._queue]
+    return [orjson.loads(d) for d in outbox._queue or ()]
 
 
 async def test_the_same_encoded_string_goes_to_every_subscriber() -> None:
@@ -24,6 +24,7 @@ async def test_the_same_encoded_string_goes_to_every_subscriber() -> None:
         bus.subscribe(outbox, "c")
     frame = events.text("c", "m", 1, "hi")
     bus.publish(frame)
+    assert a._queue is not None and b._queue is not None
     assert a._queue[0] is b._queue[0] is frame.data
 
 

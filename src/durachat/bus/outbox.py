@@ -9,6 +9,12 @@ invariant 5: a slow reader never slows a writer).
 While a subscription is being brought up to date ("subscribe, then snapshot"),
 its live frames are held aside and released, minus what the snapshot already
 covers, by `release()`.
+
+Most sockets are idle most of the time (SPEC 9: an idle socket costs under
+32 KB), so an outbox allocates nothing it does not use: the queue exists only
+while frames wait (a `deque` costs about 600 bytes even when empty), the waiter
+only while a queue-mode consumer waits, and the set of resyncing conversations
+is a shared empty `frozenset` until one resyncs.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ class Outbox:
         "_held",
         "_queue",
         "_send",
-        "_wake",
+        "_waiter",
         "closed",
         "conversations",
         "limit",
@@ -100,11 +106,13 @@ class Outbox:
         self.user_id = user_id
         self.limit = limit
         self.conversations: set[str] = set()
-        self.resyncing: set[str] = set()
+        self.resyncing: frozenset[str] = frozenset()
+        """Copied on change, which is rare: an idle socket shares the empty one."""
         self.closed = False
-        self._queue: deque[str] = deque()
+        self._queue: deque[str] | None = None
+        """Frames waiting to be sent; `None` when there are none."""
         self._held: dict[str, list[Frame]] = {}
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._send = send
         self._flusher: asyncio.Task[None] | None = None
 
@@ -123,15 +131,24 @@ class Outbox:
     def push_data(self, data: str) -> None:
         if self.closed:
             return
-        if self._send is not None and self._flusher is None and not self._queue:
-            self._send_now(data)
-            return
-        if len(self._queue) >= self.limit:
+        queue = self._queue
+        if not queue:
+            if self._send is not None and self._flusher is None:
+                self._send_now(data)
+                return
+            if queue is None:
+                queue = self._queue = deque()
+        elif len(queue) >= self.limit:
             self._overflow()
             return
-        self._queue.append(data)
+        queue.append(data)
         if self._send is None:
-            self._wake.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _send_now(self, data: str) -> None:
         assert self._send is not None
@@ -151,6 +168,7 @@ class Outbox:
             await _resume(coro, yielded)
             while self._queue:
                 await self._send(self._queue.popleft())
+            self._queue = None  # drained: an idle socket keeps no buffer
         except Exception:  # the peer is gone
             self._gone()
         finally:
@@ -158,15 +176,15 @@ class Outbox:
 
     def _gone(self) -> None:
         self.closed = True
-        self._queue.clear()
+        self._queue = None
 
     def _overflow(self) -> None:
-        self._queue.clear()
-        self.resyncing.update(self.conversations)
-        for conversation_id in sorted(self.conversations):
-            self._queue.append(events.resync(conversation_id).data)
+        self._queue = deque(
+            events.resync(conversation_id).data for conversation_id in sorted(self.conversations)
+        )
+        self.resyncing |= self.conversations
         if self._send is None:
-            self._wake.set()
+            self._wake()
 
     def resync(self, conversation_id: str, reason: str = "slow_consumer") -> None:
         """Frames of a conversation may have been lost on their way here: drop what
@@ -174,13 +192,13 @@ class Outbox:
         if conversation_id not in self.conversations or conversation_id in self.resyncing:
             return
         self._held.pop(conversation_id, None)
-        self.resyncing.add(conversation_id)
+        self.resyncing |= {conversation_id}
         self.push_data(events.resync(conversation_id, reason).data)
 
     def hold(self, conversation_id: str) -> None:
         """Start holding live frames of a conversation while a snapshot is made."""
         self._held[conversation_id] = []
-        self.resyncing.discard(conversation_id)
+        self._stop_resyncing(conversation_id)
 
     def release(self, conversation_id: str, watermark: Watermark) -> None:
         """Queue the held frames that the snapshot does not cover; resume live flow."""
@@ -191,24 +209,37 @@ class Outbox:
 
     def drop(self, conversation_id: str) -> None:
         self._held.pop(conversation_id, None)
-        self.resyncing.discard(conversation_id)
+        self._stop_resyncing(conversation_id)
         self.conversations.discard(conversation_id)
 
+    def _stop_resyncing(self, conversation_id: str) -> None:
+        if conversation_id in self.resyncing:
+            self.resyncing -= {conversation_id}
+
     async def next_batch(self) -> list[str]:
-        """Queue mode: wait for frames and take all that are queued (empty once closed)."""
+        """Queue mode: wait for frames and take all that are queued (empty once closed).
+
+        One consumer at a time (an event stream's response body).
+        """
         while not self._queue:
             if self.closed:
                 return []
-            self._wake.clear()
-            await self._wake.wait()
-        batch = list(self._queue)
-        self._queue.clear()
-        return batch
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self.take()
+
+    def take(self) -> list[str]:
+        """Queue mode: take all that is queued now, without waiting."""
+        queue, self._queue = self._queue, None
+        return list(queue) if queue else []
 
     def close(self) -> None:
         """Take no more frames; what is queued is still sent."""
         self.closed = True
-        self._wake.set()
+        self._wake()
 
     async def drained(self, timeout: float) -> None:
         """Wait (bounded) until what is queued has been sent."""
@@ -217,4 +248,4 @@ class Outbox:
             await asyncio.wait([flusher], timeout=timeout)
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue else 0
