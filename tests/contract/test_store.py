@@ -417,6 +417,21 @@ async def test_patch_current_leaf(store: SqlStore) -> None:
     assert stored.current_leaf_id == prompt_id
 
 
+async def test_retitle_only_replaces_the_expected_title(store: SqlStore) -> None:
+    alice = await make_user(store, "alice")
+    bob = await make_user(store, "bob")
+    turn = await start_conversation(store, alice)  # titled "A title"
+    conversation_id = turn.conversation.id
+    assert await store.retitle(bob.id, conversation_id, "A title", "Stolen") is None
+    assert await store.retitle(alice.id, conversation_id, "Not it", "Wrong") is None
+    assert await store.retitle(alice.id, "missing", "A title", "Gone") is None
+    assert (await store.get_conversation(alice.id, conversation_id)).title == "A title"
+    retitled = await store.retitle(alice.id, conversation_id, "A title", "Better")
+    assert retitled is not None and retitled.title == "Better"
+    assert retitled.updated_at == turn.conversation.updated_at  # a title is no activity
+    assert await store.get_conversation(alice.id, conversation_id) == retitled
+
+
 # streaming writes
 
 

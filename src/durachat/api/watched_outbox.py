@@ -8,6 +8,8 @@ overflows, which are rare; it must never add work to the per-frame path
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from durachat.bus.outbox import Outbox, Sender
 from durachat.metrics import Metrics
 
@@ -18,9 +20,14 @@ class WatchedOutbox(Outbox):
     __slots__ = ("_metrics",)
 
     def __init__(
-        self, user_id: str, limit: int, metrics: Metrics, send: Sender | None = None
+        self,
+        user_id: str,
+        limit: int,
+        metrics: Metrics,
+        send: Sender | None = None,
+        write: Callable[[str], bool] | None = None,
     ) -> None:
-        super().__init__(user_id, limit, send)
+        super().__init__(user_id, limit, send, write)
         self._metrics = metrics
 
     def _overflow(self) -> None:

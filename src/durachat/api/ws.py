@@ -34,6 +34,7 @@ from durachat.api.deps import Services
 from durachat.api.errors import error_frame
 from durachat.api.sync import bring_up_to_date
 from durachat.api.watched_outbox import WatchedOutbox
+from durachat.api.ws_wire import direct_writer
 from durachat.bus.outbox import Outbox
 from durachat.domain import User, new_id
 from durachat.errors import BadRequest, DuraChatError, Forbidden
@@ -67,7 +68,8 @@ class Connection:
             return cast(Coroutine[Any, Any, None], send({"type": "websocket.send", "text": data}))
 
         limit = services.settings.outbox_frames
-        self.outbox: Outbox = WatchedOutbox(user.id, limit, services.metrics, send_text)
+        write = direct_writer(send)
+        self.outbox: Outbox = WatchedOutbox(user.id, limit, services.metrics, send_text, write)
 
     async def run(self) -> None:
         services = self.services

@@ -206,6 +206,7 @@ def config(port: int, host: str = "127.0.0.1") -> uvicorn.Config:
         log_config=None,
         log_level="warning",
         access_log=False,
+        ws="websockets-sansio",  # the protocol `durachat serve` uses
         ws_per_message_deflate=False,
         ws_max_size=MAX_FRAME_BYTES,
         lifespan="off",

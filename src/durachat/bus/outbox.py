@@ -87,6 +87,10 @@ class Outbox:
     finished by a task of the outbox's own, and frames queue behind it, up to
     `limit`. Without `send` (SSE), the consumer drains the queue with
     `next_batch()`.
+
+    `write`, when given with `send`, is tried first for a frame that would be sent
+    at once: it writes the frame synchronously and says True, or says False and
+    the frame takes `send` (`api/ws_wire.py`: bytes straight to the transport).
     """
 
     __slots__ = (
@@ -95,6 +99,7 @@ class Outbox:
         "_queue",
         "_send",
         "_waiter",
+        "_write",
         "closed",
         "conversations",
         "limit",
@@ -102,7 +107,13 @@ class Outbox:
         "user_id",
     )
 
-    def __init__(self, user_id: str, limit: int, send: Sender | None = None) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        limit: int,
+        send: Sender | None = None,
+        write: Callable[[str], bool] | None = None,
+    ) -> None:
         self.user_id = user_id
         self.limit = limit
         self.conversations: set[str] = set()
@@ -114,6 +125,7 @@ class Outbox:
         self._held: dict[str, list[Frame]] = {}
         self._waiter: asyncio.Future[None] | None = None
         self._send = send
+        self._write = write
         self._flusher: asyncio.Task[None] | None = None
 
     def push(self, frame: Frame) -> None:
@@ -134,7 +146,9 @@ class Outbox:
         queue = self._queue
         if not queue:
             if self._send is not None and self._flusher is None:
-                self._send_now(data)
+                write = self._write
+                if write is None or not write(data):
+                    self._send_now(data)
                 return
             if queue is None:
                 queue = self._queue = deque()

@@ -57,7 +57,7 @@ from durachat.runner.repeats import drop_repeats
 from durachat.runner.sweeper import Sweeper
 from durachat.runner.titles import write_title
 from durachat.settings import Settings
-from durachat.store.base import ConversationPatch, NewTurn, Store
+from durachat.store.base import NewTurn, Store
 from durachat.store.groupcommit import GroupCommitter
 from durachat.uploads.files import UploadFiles
 from durachat.uploads.prompt import PromptBuilder
@@ -496,13 +496,13 @@ class Runner:
         title = await write_title(provider, info.upstream, prompt, message.content, timeout)
         if title is None:
             return
-        try:
-            current = await self._store.get_conversation(reply.user_id, reply.conversation_id)
-            if current.title != title_from(prompt):
-                return  # renamed by the user while the title was being written
-            patch = ConversationPatch(title=title)
-            updated = await self._store.update_conversation(reply.user_id, current.id, patch)
+        try:  # unless the user renamed it while the title was being written
+            updated = await self._store.retitle(
+                reply.user_id, reply.conversation_id, title_from(prompt), title
+            )
         except DuraChatError:
+            return
+        if updated is None:
             return
         self._bus.publish_user(reply.user_id, events.conversation_updated(updated))
 

@@ -325,6 +325,14 @@ class Store(Protocol):
         """
         ...
 
+    async def retitle(
+        self, user_id: str, conversation_id: str, expected: str, title: str
+    ) -> Conversation | None:
+        """Set the title if it still is `expected` (a generated title never replaces
+        a rename made meanwhile); the conversation, or None if it was not changed
+        (renamed, deleted, another user's). `updated_at` is left alone."""
+        ...
+
     async def delete_conversation(self, user_id: str, conversation_id: str) -> None:
         """Delete the conversation and all its messages."""
         ...

@@ -182,6 +182,16 @@ _CLAIM = (
     )
     .returning(*conversations.c)
 )
+_RETITLE = (
+    update(conversations)
+    .where(
+        _c.id == bindparam("p_id"),
+        _c.user_id == bindparam("p_user"),
+        _c.title == bindparam("p_old"),
+    )
+    .values(title=bindparam("p_new"))
+    .returning(*conversations.c)
+)
 _MESSAGE = select(messages).where(_m.id == bindparam("p_id"), _m.user_id == bindparam("p_user"))
 
 
@@ -413,6 +423,17 @@ class SqlStore:
         return await self._write(
             lambda conn: _update_conversation(conn, user_id, conversation_id, patch)
         )
+
+    async def retitle(
+        self, user_id: str, conversation_id: str, expected: str, title: str
+    ) -> Conversation | None:
+        params = {"p_id": conversation_id, "p_user": user_id, "p_old": expected, "p_new": title}
+
+        async def work(conn: AsyncConnection) -> Row[Any] | None:
+            return (await conn.execute(_RETITLE, params)).first()
+
+        row = await self._write(work)
+        return _conversation(row) if row is not None else None
 
     async def delete_conversation(self, user_id: str, conversation_id: str) -> None:
         await self._write(lambda conn: _delete_conversation(conn, user_id, conversation_id))
@@ -1000,27 +1021,80 @@ def _conversation(row: Row[Any]) -> Conversation:
     )
 
 
-def _message(row: Row[Any]) -> Message:
-    has_usage = row.input_tokens is not None or row.output_tokens is not None
+_MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "user_id",
+    "parent_id",
+    "role",
+    "content",
+    "reasoning",
+    "reasoning_seq",
+    "status",
+    "seq",
+    "epoch",
+    "model",
+    "provider",
+    "error_code",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "client_message_id",
+    "created_at",
+    "updated_at",
+    "attachments",
+)
+assert tuple(c.name for c in messages.c) == _MESSAGE_COLUMNS, "_message unpacks in this order"
+_ROLES = {role.value: role for role in Role}
+_STATUSES = {status.value: status for status in Status}
+
+
+def _message(row: Sequence[Any]) -> Message:
+    """A whole `messages` row as a Message: by position, as a catch-up of 1,000
+    messages makes 1,000 of these (by name it cost twice as much)."""
+    (
+        id_,
+        conversation_id,
+        _user_id,
+        parent_id,
+        role,
+        content,
+        reasoning,
+        reasoning_seq,
+        status,
+        seq,
+        epoch,
+        model,
+        provider,
+        error_code,
+        error_message,
+        input_tokens,
+        output_tokens,
+        client_message_id,
+        created_at,
+        updated_at,
+        attachments,
+    ) = row
+    has_usage = input_tokens is not None or output_tokens is not None
     return Message(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        parent_id=row.parent_id,
-        role=Role(row.role),
-        content=row.content,
-        status=Status(row.status),
-        seq=row.seq,
-        model=row.model,
-        provider=row.provider,
-        error=ErrorInfo(row.error_code, row.error_message or "") if row.error_code else None,
-        usage=Usage(row.input_tokens, row.output_tokens) if has_usage else None,
-        reasoning=row.reasoning,
-        reasoning_seq=row.reasoning_seq,
-        epoch=row.epoch,
-        client_message_id=row.client_message_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        attachments=_attachments(row._mapping.get("attachments")),
+        id_,
+        conversation_id,
+        parent_id,
+        _ROLES[role],
+        content,
+        _STATUSES[status],
+        seq,
+        model,
+        provider,
+        ErrorInfo(error_code, error_message or "") if error_code else None,
+        Usage(input_tokens, output_tokens) if has_usage else None,
+        reasoning,
+        reasoning_seq,
+        epoch,
+        client_message_id,
+        created_at,
+        updated_at,
+        _attachments(attachments),
     )
 
 
