@@ -200,9 +200,7 @@ class Connection:
         self._conn.rollback()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self.stop()
 
     def stop(self) -> None:
         """aiosqlite's forced close (no thread to stop here)."""
