@@ -8,7 +8,11 @@ the same calls inline, so SQLAlchemy's aiosqlite dialect works unchanged (it is
 handed `connect` as its `async_creator`).
 
 That is only sound for short statements that never wait, so `store/engine.py` uses
-it for SQLite's single writer connection alone, and:
+it for SQLite's single writer and for reads by key, and:
+
+- the two calls whose cost grows with the data, `executemany` (a flush rewrites
+  every growing reply's row) and `commit` (every changed page to the WAL), run on a
+  thread: one hop per batch, not one per statement;
 
 - a lock held by another process never blocks the loop: the connection's own busy
   timeout is 0 and a statement refused with `SQLITE_BUSY` is retried after an
@@ -70,9 +74,11 @@ class Cursor:
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> Cursor:
+        # on a thread: a flush rewrites each growing reply's row, which for a long
+        # reply is milliseconds of SQLite work that must not hold the loop
         rows = list(parameters)  # a retry must see every row again
         cursor = self._cursor
-        await self._connection.patiently(lambda: cursor.executemany(sql, rows))
+        await self._connection.patiently(lambda: cursor.executemany(sql, rows), thread=True)
         return self
 
     async def fetchone(self) -> Any:
@@ -169,13 +175,14 @@ class Connection:
             raise ValueError("no active connection")
         return self._connection
 
-    async def patiently(self, call: Callable[[], T]) -> T:
-        """`call()`, retried while another connection holds the lock it needs."""
+    async def patiently(self, call: Callable[[], T], thread: bool = False) -> T:
+        """`call()` (on a thread if `thread`), retried while another connection
+        holds the lock it needs."""
         deadline: float | None = None
         pause = _FIRST_PAUSE_S
         while True:
             try:
-                return call()
+                return await asyncio.to_thread(call) if thread else call()
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise
@@ -194,7 +201,8 @@ class Connection:
         return await cursor.execute(sql, parameters)
 
     async def commit(self) -> None:
-        await self.patiently(self._conn.commit)
+        # on a thread: it writes every page the transaction changed to the WAL
+        await self.patiently(self._conn.commit, thread=True)
 
     async def rollback(self) -> None:
         self._conn.rollback()
@@ -224,7 +232,8 @@ def connector(database: str, busy_ms: int) -> Callable[[], Connection]:
     """The `async_creator` of an engine whose connections run inline."""
 
     def connect() -> Connection:
-        connection = sqlite3.connect(database, isolation_level=None, check_same_thread=True)
+        # used by one task at a time, inline or, for the big writes, from a thread
+        connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA busy_timeout=0")
         return Connection(connection, busy_ms)
 

@@ -571,7 +571,8 @@ async def _create_turn(conn: AsyncConnection, turn: NewTurn) -> Conversation:
         conversation = Conversation(**new)
     turn_messages = (turn.user_message, turn.assistant_message)
     rows = [_message_values(m, turn.user_id) for m in turn_messages if m is not None]
-    await conn.execute(_INSERT_MESSAGE, rows)
+    for row in rows:  # one by one: an executemany goes to a thread (inline_sqlite.py)
+        await conn.execute(_INSERT_MESSAGE, row)
     if turn.client_message_id is not None:
         user_message_id = turn.user_message.id if turn.user_message else None
         command = ClientCommand(
